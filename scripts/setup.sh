@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Bring up the local K3s-DaaS environment on a Debian 12 machine, as root. Idempotent: each step
+# checks first and a second run reports "up to date" without doing work.
+#   1. Debian packages (docker.io, debootstrap, ...)   4. systemd base image k3sdaas-base:<hash>
+#   2. the Docker engine (started in the background)   5. npm tools for the Move formatter
+#   3. the Python venv .venv with the project installed, and links to the collections it bundles
+set -Eeuo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$repo/scripts/lib/common.sh"
+state_dir=$repo/.state
+dockerd_log=$state_dir/dockerd.log
+dockerd_timeout=${K3SDAAS_DOCKERD_TIMEOUT:-60}
+base_image=k3sdaas-base
+
+trap 'die "setup.sh failed at line $LINENO: $BASH_COMMAND"' ERR
+
+[[ $(id -u) -eq 0 ]] || die "run scripts/setup.sh as root (it installs Debian packages and starts dockerd)"
+command -v apt-get >/dev/null || die "scripts/setup.sh supports Debian 12 only (apt-get not found)"
+mkdir -p "$state_dir"
+# Concurrent runs (a developer and a test, say) would race on apt, dockerd and the image build.
+exec {lock_fd}>"$state_dir/setup.lock"
+if ! flock -n "$lock_fd"; then
+  say "waiting for another scripts/setup.sh run to finish"
+  flock "$lock_fd"
+fi
+
+install_debian_packages() {
+  local wanted=(docker.io debootstrap iproute2 python3-venv shellcheck) missing=() pkg
+  command -v kubectl >/dev/null || wanted+=(kubernetes-client)
+  [[ -f $repo/move/package.json ]] && ! command -v npm >/dev/null && wanted+=(npm)
+  for pkg in "${wanted[@]}"; do
+    deb_installed "$pkg" || missing+=("$pkg")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    say "Debian packages up to date"
+    return
+  fi
+  say "apt-get update (needed for: ${missing[*]})"
+  apt-get update -q
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  with_heartbeat "apt-get install" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+start_docker_engine() {
+  if docker_cli info >/dev/null 2>&1; then
+    say "docker engine up (already running)"
+    return
+  fi
+  command -v dockerd >/dev/null || die "dockerd not found although docker.io is installed"
+  # No systemd here: run dockerd detached so it outlives this script (without our lock fd).
+  say "starting dockerd (log: $dockerd_log)"
+  setsid nohup dockerd >>"$dockerd_log" 2>&1 </dev/null {lock_fd}>&- &
+  local waited=0
+  until docker_cli info >/dev/null 2>&1; do
+    if ((waited >= dockerd_timeout)); then
+      die "dockerd did not answer 'docker info' within ${dockerd_timeout}s; last log lines:
+$(tail -n 20 "$dockerd_log")"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  say "docker engine up after ${waited}s"
+}
+
+install_python_venv() {
+  local venv=$repo/.venv stamp=$repo/.venv/.k3sdaas-install-hash inputs=("$repo/pyproject.toml") pip_args=()
+  [[ -f $repo/pyproject.toml ]] || die "pyproject.toml not found in $repo"
+  if [[ -f $repo/constraints.txt ]]; then
+    inputs+=("$repo/constraints.txt")
+    pip_args+=(-c "$repo/constraints.txt")
+  fi
+  local want
+  want=$(content_hash "${inputs[@]}")
+  if [[ -x $venv/bin/python ]] && stamp_matches "$stamp" "$want"; then
+    say "python venv up to date (.venv)"
+    return
+  fi
+  if [[ ! -x $venv/bin/python ]]; then
+    say "creating python venv .venv"
+    python3 -m venv "$venv"
+  fi
+  [[ -f $repo/constraints.txt ]] || say "note: constraints.txt missing, installing without pins"
+  say "installing the project into .venv (pip install -e '.[dev]', a few minutes on a fresh venv)"
+  with_heartbeat "pip install" pip_install_project "$venv" "${pip_args[@]}"
+  write_stamp "$stamp" "$want"
+}
+
+# Usage: pip_install_project VENV [PIP_ARGS...]
+pip_install_project() {
+  local venv=$1
+  shift
+  # Already-satisfied lines are noise on a re-install; downloads and the result stay visible.
+  "$venv/bin/pip" install --progress-bar off "$@" -e "${repo}[dev]" |
+    { grep --line-buffered -v '^Requirement already satisfied' || true; }
+}
+
+# ansible-test only finds dependencies next to the collection; the helper links the bundled ones.
+link_bundled_collections() {
+  local output changes
+  output=$("$repo/scripts/lib/link-collections.sh" "$repo/.venv/bin/python") ||
+    die "linking the bundled collections failed: $output"
+  changes=$(grep -v 'already linked' <<<"$output" || true)
+  if [[ -z $changes ]]; then
+    say "bundled collections up to date (collections/ansible_collections)"
+  else
+    printf '%s\n' "$changes"
+  fi
+}
+
+build_base_image() {
+  local tag
+  tag=$base_image:$(content_hash "$repo"/images/base/*)
+  if docker_cli image inspect "$tag" >/dev/null 2>&1; then
+    say "base image up to date ($tag)"
+  else
+    say "building base image $tag (about a minute)"
+    with_heartbeat "base image build" "$repo/images/base/build.sh" "$tag"
+  fi
+  # latest always points at the current recipe, also after a recipe rollback.
+  local want_id latest_id
+  want_id=$(docker_cli image inspect -f '{{.Id}}' "$tag")
+  latest_id=$(docker_cli image inspect -f '{{.Id}}' "$base_image:latest" 2>/dev/null || true)
+  if [[ $want_id != "$latest_id" ]]; then
+    say "tagging $tag as $base_image:latest"
+    docker_cli tag "$tag" "$base_image:latest"
+  fi
+  # Images of older recipes only take space; one still used by a container stays until it is gone.
+  local old
+  for old in $(docker_cli image ls --format '{{.Repository}}:{{.Tag}}' "$base_image"); do
+    [[ $old == "$tag" || $old == "$base_image:latest" ]] && continue
+    if docker_cli rmi "$old" >/dev/null 2>&1; then say "removed old base image $old"; fi
+  done
+}
+
+install_move_npm_tools() {
+  local move=$repo/move
+  if [[ ! -f $move/package.json ]]; then
+    say "no move/package.json, skipping npm tools"
+    return
+  fi
+  local lock=$move/package-lock.json stamp=$move/node_modules/.k3sdaas-install-hash want
+  if [[ -f $lock ]]; then want=$(content_hash "$move/package.json" "$lock"); else want=$(content_hash "$move/package.json"); fi
+  if stamp_matches "$stamp" "$want"; then
+    say "move npm tools up to date"
+    return
+  fi
+  if [[ -f $lock ]]; then
+    say "installing move npm tools (npm ci --prefix move)"
+    with_heartbeat "npm ci" npm ci --prefix "$move" --no-audit --no-fund
+  else
+    say "installing move npm tools (npm install --prefix move; no package-lock.json yet)"
+    with_heartbeat "npm install" npm install --prefix "$move" --no-audit --no-fund
+    want=$(content_hash "$move/package.json" "$lock")
+  fi
+  write_stamp "$stamp" "$want"
+}
+
+started=$SECONDS
+install_debian_packages
+start_docker_engine
+install_python_venv
+link_bundled_collections
+build_base_image
+install_move_npm_tools
+say "setup complete in $((SECONDS - started))s"

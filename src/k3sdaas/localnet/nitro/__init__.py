@@ -1,0 +1,1 @@
+"""Nitro stand-ins: a nitro-cli-compatible simulator and a simulated NSM signing with a test CA."""

@@ -1,0 +1,233 @@
+"""k3sdaas.core.ec2_enclave_instance through ansible-playbook against a moto EC2 server on loopback.
+
+The server is moto's own (see moto_enclave_server.py for the one field it is taught: EnclaveOptions).
+Each test uses its own parent name, so tests share one server without seeing each other's instances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "tests" / "playbooks" / "aws_enclave_parent.yml"
+SERVER = Path(__file__).with_name("moto_enclave_server.py")
+CLUSTER = "moto"
+
+pytestmark = pytest.mark.slow
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto server exited with {server.returncode}: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"moto server did not answer on {url} within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: the server logs every request and a full pipe would stall it.
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, str(SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def ec2(endpoint: str) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture(scope="module")
+def image_id(ec2: Any) -> str:
+    images = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
+    return images[0]["ImageId"]
+
+
+@dataclasses.dataclass
+class Outcome:
+    """The module's result for the one task of the playbook."""
+
+    changed: bool
+    failed: bool
+    result: dict[str, Any]
+
+
+def run_module(endpoint: str, image_id: str, name: str, check: bool = False, **extra: Any) -> Outcome:
+    extra_vars = {
+        "aws_endpoint_url": endpoint,
+        "parent_name": name,
+        "parent_cluster": CLUSTER,
+        "parent_image_id": image_id,
+        **extra,
+    }
+    command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK), "-e", json.dumps(extra_vars)]
+    if check:
+        command.append("--check")
+    env = {**os.environ, **CREDENTIALS, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1"}
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        report = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"ansible-playbook printed no JSON (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
+    result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return Outcome(changed=bool(result.get("changed")), failed=bool(result.get("failed")), result=result)
+
+
+def live_instances(ec2: Any, name: str) -> list[dict[str, Any]]:
+    reservations = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:Name", "Values": [name]},
+            {"Name": "tag:k3sdaas:cluster", "Values": [CLUSTER]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+    )["Reservations"]
+    return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
+def state_of(ec2: Any, instance_id: str) -> str:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def test_lifecycle_is_idempotent_and_enables_enclaves(endpoint: str, ec2: Any, image_id: str) -> None:
+    name = "lifecycle-master"
+
+    planned = run_module(endpoint, image_id, name, check=True)
+    assert planned.changed and not planned.failed, planned.result
+    assert live_instances(ec2, name) == [], "check mode must not launch"
+
+    launched = run_module(endpoint, image_id, name)
+    assert launched.changed and not launched.failed, launched.result
+    instance_id = launched.result["instance"]["instance_id"]
+    assert launched.result["instance"]["enclave_options"] == {"enabled": True}
+    assert launched.result["enclave_support"]["supported"] is True
+    (described,) = live_instances(ec2, name)
+    assert described["InstanceId"] == instance_id
+    assert described["EnclaveOptions"]["Enabled"] is True
+    assert described["InstanceType"] == "m5.xlarge"
+    assert described["State"]["Name"] == "running"
+    tags = {tag["Key"]: tag["Value"] for tag in described["Tags"]}
+    assert tags == {"Name": name, "k3sdaas:cluster": CLUSTER, "k3sdaas:role": "master"}
+
+    again = run_module(endpoint, image_id, name)
+    assert not again.changed and not again.failed, again.result
+    assert again.result["instance"]["instance_id"] == instance_id
+    assert len(live_instances(ec2, name)) == 1
+
+    terminate_planned = run_module(endpoint, image_id, name, check=True, parent_state="absent")
+    assert terminate_planned.changed, terminate_planned.result
+    assert state_of(ec2, instance_id) == "running", "check mode must not terminate"
+
+    terminated = run_module(endpoint, image_id, name, parent_state="absent")
+    assert terminated.changed and not terminated.failed, terminated.result
+    assert terminated.result["instance_ids"] == [instance_id]
+    assert state_of(ec2, instance_id) == "terminated"
+
+    terminated_again = run_module(endpoint, image_id, name, parent_state="absent")
+    assert not terminated_again.changed and not terminated_again.failed, terminated_again.result
+    assert terminated_again.result["instance_ids"] == []
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "reason"),
+    [
+        ("t3.xlarge", "NitroEnclavesSupport=unsupported"),
+        ("m5.large", "has 2 vCPUs"),
+        ("no-such.type", "is not an EC2 instance type"),
+    ],
+)
+def test_unsupported_instance_type_is_refused(
+    endpoint: str, ec2: Any, image_id: str, instance_type: str, reason: str
+) -> None:
+    name = f"refused-{instance_type}"
+    outcome = run_module(endpoint, image_id, name, parent_instance_type=instance_type)
+    assert outcome.failed and not outcome.changed, outcome.result
+    assert outcome.result["field"] == "instance_type"
+    assert outcome.result["msg"].startswith(f"instance_type: {instance_type}")
+    assert reason in outcome.result["msg"]
+    assert live_instances(ec2, name) == []
+
+
+def test_stopped_parent_is_started_and_tags_reconciled(endpoint: str, ec2: Any, image_id: str) -> None:
+    name = "stopped-master"
+    instance_id = run_module(endpoint, image_id, name).result["instance"]["instance_id"]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    assert state_of(ec2, instance_id) == "stopped"
+
+    restarted = run_module(endpoint, image_id, name, parent_tags={"Owner": "platform"})
+    assert restarted.changed and not restarted.failed, restarted.result
+    assert restarted.result["instance"]["instance_id"] == instance_id
+    assert state_of(ec2, instance_id) == "running"
+    assert restarted.result["instance"]["tags"]["Owner"] == "platform"
+    # purge_tags defaults to true, yet the identity tags are never purged.
+    assert restarted.result["instance"]["tags"]["k3sdaas:role"] == "master"
+
+    stable = run_module(endpoint, image_id, name, parent_tags={"Owner": "platform"})
+    assert not stable.changed, stable.result
+
+
+def test_existing_instance_without_enclaves_is_refused(endpoint: str, ec2: Any, image_id: str) -> None:
+    name = "plain-master"
+    tags = [
+        {"Key": "Name", "Value": name},
+        {"Key": "k3sdaas:cluster", "Value": CLUSTER},
+        {"Key": "k3sdaas:role", "Value": "master"},
+    ]
+    plain = ec2.run_instances(
+        ImageId=image_id,
+        InstanceType="m5.xlarge",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]
+    assert plain["EnclaveOptions"] == {"Enabled": False}
+
+    outcome = run_module(endpoint, image_id, name)
+    assert outcome.failed and not outcome.changed, outcome.result
+    assert outcome.result["field"] == "name"
+    assert plain["InstanceId"] in outcome.result["msg"]
+    assert "launched without Nitro Enclaves" in outcome.result["msg"]

@@ -1,0 +1,71 @@
+"""Checks that keep the collection coherent as it grows (what antsibull-nox and prometheus CI check)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTION = ROOT / "collections" / "ansible_collections" / "k3sdaas" / "core"
+BIN = Path(sys.executable).parent
+MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+ROLES = sorted(p.name for p in (COLLECTION / "roles").iterdir() if p.is_dir()) if (COLLECTION / "roles").is_dir() else []
+
+
+def ansible_env() -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"), "ANSIBLE_NOCOLOR": "1"}
+
+
+def test_action_group_lists_exactly_the_modules():
+    runtime = yaml.safe_load((COLLECTION / "meta" / "runtime.yml").read_text())
+    assert sorted(runtime["action_groups"]["k3sdaas"]) == MODULES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_docs_render(module):
+    out = subprocess.run(
+        [BIN / "ansible-doc", "--json", f"k3sdaas.core.{module}"],
+        capture_output=True, text=True, env=ansible_env(), check=True,
+    )
+    doc = json.loads(out.stdout)[f"k3sdaas.core.{module}"]
+    assert doc["doc"]["short_description"]
+    assert doc["examples"].strip()
+    assert doc["return"]
+    assert doc["doc"]["attributes"]["check_mode"]["support"] in {"full", "partial"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_argument_specs_match_defaults(role):
+    path = COLLECTION / "roles" / role
+    spec = yaml.safe_load((path / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"].get("options", {})
+    defaults_file = path / "defaults" / "main.yml"
+    defaults = (yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.exists() else {}
+    assert sorted(defaults) == sorted(name for name, opt in options.items() if not opt.get("required"))
+    assert all(name.startswith(f"{role}_") for name in options), "role variables must carry the role's prefix"
+
+
+def test_changelog_fragments_are_valid():
+    out = subprocess.run([BIN / "antsibull-changelog", "lint"], cwd=COLLECTION, capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+
+
+def test_collection_builds(tmp_path):
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(COLLECTION)],
+        capture_output=True, text=True, check=True,
+    )
+    assert (tmp_path / "k3sdaas-core-0.1.0.tar.gz").stat().st_size > 0
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/test.sh" in readme
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci == ["exec bash scripts/test.sh"]

@@ -1,0 +1,93 @@
+"""Role k3sdaas.core.local_hosts: create, keep and remove systemd containers; reject bad input."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # the fixture's class; pytest's importlib mode cannot import conftest at run time
+    from conftest import EnvTools
+
+PLAY = """
+- name: Apply local_hosts
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: k3sdaas.core.local_hosts
+"""
+
+
+@pytest.fixture
+def play(tmp_path: Path) -> Path:
+    path = tmp_path / "local_hosts.yml"
+    path.write_text(PLAY)
+    return path
+
+
+@pytest.fixture
+def scratch_hosts(env_tools: EnvTools, docker_engine: None, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Variables for a one-host environment of its own; removed afterwards whatever the test did."""
+    suffix = uuid.uuid4().hex[:8]
+    variables = {"local_hosts_hosts": [f"k3sdaas-envtest-{suffix}"], "local_hosts_network": f"k3sdaas-envtest-{suffix}"}
+    yield variables
+    env_tools.run(["docker", "rm", "-f", *variables["local_hosts_hosts"]], check=False)
+    env_tools.run(["docker", "network", "rm", variables["local_hosts_network"]], check=False)
+
+
+def extra_vars(tmp_path: Path, variables: dict[str, Any]) -> str:
+    path = tmp_path / f"vars-{uuid.uuid4().hex[:6]}.json"
+    path.write_text(json.dumps(variables))
+    return f"@{path}"
+
+
+@pytest.mark.docker
+def test_present_starts_unprivileged_systemd_hosts_and_absent_removes_them(
+    env_tools: EnvTools, play: Path, scratch_hosts: dict[str, Any], tmp_path: Path
+) -> None:
+    (host,) = scratch_hosts["local_hosts_hosts"]
+    network = scratch_hosts["local_hosts_network"]
+
+    # Idempotence of "present" is covered by the second deploy-all run in test_deploy_all.py.
+    created = env_tools.run_playbook(play, "-e", extra_vars(tmp_path, scratch_hosts))
+    assert created["localhost"]["changed"] == 2  # the network and the container
+
+    container = env_tools.inspect("container", host)
+    assert container is not None and container["State"]["Running"]
+    host_config = container["HostConfig"]
+    assert host_config["Privileged"] is False
+    # Engines newer than Debian's report capabilities with the CAP_ prefix.
+    assert {cap.removeprefix("CAP_") for cap in host_config["CapAdd"]} == {"SYS_ADMIN"}
+    assert host_config["CgroupnsMode"] == "host"
+    assert set(host_config["Tmpfs"]) == {"/run", "/run/lock", "/tmp"}
+    assert list(container["NetworkSettings"]["Networks"]) == [network]
+    booted = env_tools.run(["docker", "exec", host, "systemctl", "is-system-running"], check=False)
+    assert booted.stdout.strip() == "running"
+
+    absent_vars = extra_vars(tmp_path, {**scratch_hosts, "local_hosts_state": "absent"})
+    previewed = env_tools.run_playbook(play, "--check", "-e", absent_vars)
+    assert previewed["localhost"]["changed"] == 2
+    assert env_tools.inspect("container", host) is not None  # check mode only reports the removal
+
+    removed = env_tools.run_playbook(play, "-e", absent_vars)
+    assert removed["localhost"]["changed"] == 2
+    assert env_tools.inspect("container", host) is None
+    assert env_tools.inspect("network", network) is None
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [({"local_hosts_state": "running"}, "local_hosts_state"), ({"local_hosts_hosts": "one-name"}, "local_hosts_hosts")],
+)
+def test_bad_input_fails_naming_the_field(
+    env_tools: EnvTools, play: Path, tmp_path: Path, variables: dict[str, Any], field: str
+) -> None:
+    result = env_tools.run(
+        [env_tools.venv_bin / "ansible-playbook", "--check", play, "-e", extra_vars(tmp_path, variables)], check=False
+    )
+    assert result.returncode != 0
+    assert field in result.stdout

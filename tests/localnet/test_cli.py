@@ -1,0 +1,82 @@
+"""``k3sdaas-localnet sui`` as a separate process: start, serve a pysui client, faucet from a third process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pysui.sui.sui_common.sui_commands as cmd
+import pytest
+
+from k3sdaas.localnet.sui.node import NodeInfo
+from k3sdaas.localnet.sui.testing import LocalNode, make_account, running_node
+
+SUI = 1_000_000_000
+
+
+def localnet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "k3sdaas.localnet", "sui", *args]
+
+
+@pytest.fixture
+def cli_node(tmp_path: Path) -> Iterator[LocalNode]:
+    state = tmp_path / "chain"
+    process = subprocess.Popen(localnet("--state", str(state), "--port", "0"), stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = process.stdout.readline().strip()
+        ca_line = process.stdout.readline().strip()
+        assert endpoint.startswith("k3sdaas-localnet sui listening on https://127.0.0.1:"), endpoint
+        ca_path = Path(ca_line.removeprefix("CA certificate: "))
+        assert ca_path == state / "tls" / "ca.pem" and ca_path.exists()
+        info = NodeInfo("127.0.0.1", int(endpoint.rsplit(":", 1)[1]), ca_path, state)
+        yield LocalNode(info, list)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0, "SIGTERM should stop the node cleanly"
+
+
+async def test_a_client_sees_coins_minted_by_another_process(cli_node: LocalNode, tmp_path: Path) -> None:
+    account = make_account(cli_node, tmp_path / "alice")
+    faucet = await asyncio.create_subprocess_exec(
+        *localnet("--state", str(cli_node.state_dir), "faucet", account.address, "--amount", str(3 * SUI)),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await faucet.communicate()
+    assert faucet.returncode == 0
+    digest = out.decode().strip()
+    async with account.client() as client:
+        balance = await client.execute(command=cmd.GetAddressCoinBalance(owner=account.address))
+        assert balance.result_data.balance.balance == 3 * SUI
+        minted = await client.execute(command=cmd.GetTransaction(digest=digest))
+        assert minted.is_ok() and minted.result_data.balance_changes[0].amount == str(3 * SUI)
+        txn = await client.transaction()
+        await txn.transfer_sui(recipient="0x" + "ef" * 32, from_coin=txn.gas, amount=SUI)
+        signed = await txn.build_and_sign()
+        executed = await client.execute(command=cmd.ExecuteTransaction(**signed))
+        assert executed.is_ok() and executed.result_data.effects.status.success
+
+
+def test_bad_faucet_address_names_the_field(tmp_path: Path) -> None:
+    result = subprocess.run(localnet("--state", str(tmp_path / "chain"), "faucet", "0xZZ"),
+                            capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert "faucet: not a Sui address" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_http_faucet_speaks_the_sui_faucet_api(tmp_path: Path) -> None:
+    with running_node(tmp_path / "chain", http_faucet=True) as node:
+        account = make_account(node, tmp_path / "alice")
+        assert node.info.faucet_url is not None
+        async with httpx.AsyncClient() as http:
+            sent = await http.post(node.info.faucet_url, json={"FixedAmountRequest": {"recipient": account.address}})
+            bad = await http.post(node.info.faucet_url, json={"FixedAmountRequest": {"recipient": "0xZZ"}})
+        assert sent.status_code == 200 and sent.json()["status"] == "Success"
+        coin = sent.json()["coins_sent"][0]
+        assert bad.status_code == 400 and "recipient" in bad.json()["status"]["Failure"]["Internal"]
+        async with account.client() as client:
+            obj = await client.execute(command=cmd.GetObject(object_id=coin["id"]))
+            assert obj.result_data.balance == coin["amount"] and obj.result_data.owner.address == account.address
