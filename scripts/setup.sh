@@ -4,6 +4,7 @@
 #   1. Debian packages (docker.io, debootstrap, ...)   4. systemd base image k3sdaas-base:<hash>
 #   2. the Docker engine (started in the background)   5. npm tools for the Move formatter
 #   3. the Python venv .venv with the project installed, and links to the collections it bundles
+#   6. the local Sui node (k3sdaas-localnet sui on 127.0.0.1:9000) and a funded operator key
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -158,6 +159,45 @@ install_move_npm_tools() {
   write_stamp "$stamp" "$want"
 }
 
+# The stand-in for a Sui network, a detached process like dockerd. It is restarted when its code or
+# the Move sources change, so a pulled change never runs against an old node.
+start_local_sui_node() {
+  local sui_state=$state_dir/sui port=${K3SDAAS_SUI_PORT:-9000}
+  local pidfile=$sui_state/node.pid log=$sui_state/node.log stamp=$sui_state/node.hash want pid=""
+  mkdir -p "$sui_state"
+  want=$(content_hash "$repo"/src/k3sdaas/localnet/sui/*.py "$repo"/src/k3sdaas/localnet/sui/handlers/*.py "$repo"/move/sources/*.move)
+  [[ -f $pidfile ]] && pid=$(<"$pidfile")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    if stamp_matches "$stamp" "$want"; then
+      say "local Sui node up (127.0.0.1:$port, pid $pid)"
+      return
+    fi
+    say "restarting the local Sui node (its code or the Move sources changed)"
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  say "starting the local Sui node on 127.0.0.1:$port (log: $log)"
+  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" --port "$port" \
+    >>"$log" 2>&1 </dev/null {lock_fd}>&- &
+  echo $! >"$pidfile"
+  local waited=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    kill -0 "$(<"$pidfile")" 2>/dev/null || die "the local Sui node exited; last log lines:
+$(tail -n 20 "$log")"
+    ((waited >= 60)) && die "the local Sui node did not listen on $port within 60s; see $log"
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  write_stamp "$stamp" "$want"
+}
+
+prepare_sui_operator() {
+  local sui_state=$state_dir/sui
+  say "$("$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" operator \
+    --key-file "$sui_state/operator.key" --build-output "$sui_state/k3s_daas.build.json" \
+    --sources "$repo/move/sources")"
+}
+
 started=$SECONDS
 install_debian_packages
 start_docker_engine
@@ -165,4 +205,6 @@ install_python_venv
 link_bundled_collections
 build_base_image
 install_move_npm_tools
+start_local_sui_node
+prepare_sui_operator
 say "setup complete in $((SECONDS - started))s"

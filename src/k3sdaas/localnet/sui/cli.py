@@ -5,6 +5,7 @@
     k3sdaas-localnet sui --state DIR [--port 9000] [--host 127.0.0.1] [--nitro-root PEM] [--faucet-port P]
     k3sdaas-localnet sui --state DIR faucet 0xADDRESS [--amount MIST]
     k3sdaas-localnet sui --state DIR advance-clock MS
+    k3sdaas-localnet sui --state DIR operator --key-file F --build-output F --sources DIR
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from k3sdaas.attestation import load_root
 from .faucet import DEFAULT_AMOUNT, fund_address
 from .ledger import advance_clock
 from .node import NodeInfo, run
+from .operator import prepare_operator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     faucet.add_argument("--amount", type=int, default=DEFAULT_AMOUNT, help="MIST (default 1000 SUI)")
     clock = actions.add_parser("advance-clock", help="move the chain clock forward")
     clock.add_argument("ms", type=int)
+    operator = actions.add_parser("operator", help="create and fund the local operator key, write the package build")
+    operator.add_argument("--key-file", type=Path, required=True, help="created (0600) and funded when missing")
+    operator.add_argument("--build-output", type=Path, required=True, help="the package build for sui_publish")
+    operator.add_argument("--sources", type=Path, required=True, help="the Move package's sources directory")
     return sui
 
 
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             print(fund_address(args.state, args.address, args.amount))
         elif args.action == "advance-clock":
             print(advance_clock(args.state, args.ms))
+        elif args.action == "operator":
+            report = prepare_operator(args.state, args.key_file, args.build_output, args.sources)
+            print(f"operator {report.address}: key {'created and funded' if report.key_created else 'up to date'}, "
+                  f"build {'written' if report.build_written else 'up to date'}")
         else:
             return _serve(args)
     except ValueError as exc:

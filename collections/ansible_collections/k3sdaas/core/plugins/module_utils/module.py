@@ -56,6 +56,12 @@ class K3sdaasModule:
     def warn(self, warning):
         self._module.warn(warning)
 
+    def get_bin_path(self, name, required=False):
+        return self._module.get_bin_path(name, required=required)
+
+    def run_command(self, args, **kwargs):
+        return self._module.run_command(args, **kwargs)
+
     def run(self, coroutine):
         """Run one of the runtime's async operations to completion."""
         return asyncio.run(coroutine)

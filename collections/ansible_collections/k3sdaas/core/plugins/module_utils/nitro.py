@@ -1,0 +1,244 @@
+# Copyright: K3s-DaaS engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure decisions of the nitro_enclave module: resource limits, the EIF build record, enclave matching.
+
+Nothing here runs a command, so every rule can be unit-tested without Docker or nitro-cli.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+
+# nitro-cli refuses less than 4 x the EIF file size (E26); the Nitro driver needs at least 64 MiB.
+EIF_MEMORY_FACTOR = 4
+MIN_MEMORY_MIB = 64
+MIB = 1 << 20
+FIRST_ENCLAVE_CID = 4
+MAX_CID = (1 << 32) - 1
+PCR_NAMES = ("PCR0", "PCR1", "PCR2", "PCR8")
+RECORD_SUFFIX = ".json"
+THREAD_SIBLINGS = "/sys/devices/system/cpu/cpu0/topology/thread_siblings_list"
+# nitro-cli error codes that point at one option (E20-E22 CPU pool, E26/E27 memory, E03 CID).
+FIELD_BY_ERROR_CODE = {20: "cpu_count", 21: "cpu_count", 22: "cpu_count", 26: "memory_mib", 27: "memory_mib"}
+
+
+class NitroEnclaveError(Exception):
+    """A refusal the user can fix; ``field`` names the option at fault."""
+
+    def __init__(self, message, field):
+        super().__init__(message)
+        self.field = field
+
+
+def command_argv(nitro_cli):
+    """The nitro_cli option as argv: a list as given, a string split like a shell would."""
+    argv = [str(part) for part in nitro_cli] if isinstance(nitro_cli, (list, tuple)) else shlex.split(str(nitro_cli))
+    if not argv:
+        raise NitroEnclaveError("nitro_cli is empty", "nitro_cli")
+    return argv
+
+
+def parse_cpu_list(text, field):
+    """Linux CPU list syntax as in allocator.yaml's cpu_pool and sysfs, e.g. "2,3,6-9"."""
+    cpus = set()
+    for part in str(text).split(","):
+        low, _sep, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()) or (high and int(high) < int(low)):
+            raise NitroEnclaveError("{0}: {1!r} is not a CPU list like 2,3,6-9".format(field, str(text)), field)
+        cpus.update(range(int(low), int(high or low) + 1))
+    return sorted(cpus)
+
+
+def parse_allocator(config, path):
+    """allocator.yaml's memory_mib and cpu_count or cpu_pool, as (memory_mib, cpu_count)."""
+    if not isinstance(config, dict):
+        raise NitroEnclaveError("{0} is not a YAML mapping".format(path), "allocator_file")
+    if "cpu_count" in config and "cpu_pool" in config:
+        raise NitroEnclaveError("{0}: cpu_count and cpu_pool conflict, use one".format(path), "allocator_file")
+    try:
+        memory = int(config["memory_mib"])
+        cpus = (
+            len(parse_cpu_list(config["cpu_pool"], "allocator_file"))
+            if "cpu_pool" in config
+            else int(config["cpu_count"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NitroEnclaveError(
+            "{0}: needs memory_mib and cpu_count (or cpu_pool): {1}".format(path, exc), "allocator_file"
+        )
+    return memory, cpus
+
+
+def threads_per_core(siblings_text):
+    """How many hardware threads share a core; 1 when the sysfs topology is unknown."""
+    if not siblings_text or not siblings_text.strip():
+        return 1
+    return max(1, len(parse_cpu_list(siblings_text.strip(), "thread_siblings_list")))
+
+
+def minimum_memory_mib(eif_size):
+    return max(MIN_MEMORY_MIB, -(-EIF_MEMORY_FACTOR * eif_size // MIB))
+
+
+def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1, eif_size=None):
+    """Refuse what nitro-cli would refuse, before anything is built, terminated or started.
+
+    ``allocator`` is (memory_mib, cpu_count) from allocator.yaml or None when there is none;
+    ``others`` are the (memory_mib, cpu_count) of enclaves that keep running beside this one.
+    """
+    if cpu_count < 1:
+        raise NitroEnclaveError("cpu_count must be at least 1, got {0}".format(cpu_count), "cpu_count")
+    if threads > 1 and cpu_count % threads:
+        raise NitroEnclaveError(
+            "cpu_count {0} is not a multiple of the {1} threads per core of this host: Nitro Enclaves take whole "
+            "cores, so use an even count".format(cpu_count, threads),
+            "cpu_count",
+        )
+    if memory_mib < MIN_MEMORY_MIB:
+        raise NitroEnclaveError(
+            "memory_mib must be at least {0}, got {1}".format(MIN_MEMORY_MIB, memory_mib), "memory_mib"
+        )
+    if eif_size is not None and memory_mib < minimum_memory_mib(eif_size):
+        raise NitroEnclaveError(
+            "memory_mib {0} is below what the image needs: nitro-cli requires 4 x the EIF size ({1} bytes), "
+            "at least {2} MiB".format(memory_mib, eif_size, minimum_memory_mib(eif_size)),
+            "memory_mib",
+        )
+    if allocator is None:
+        return
+    used_memory = sum(memory for memory, _cpus in others)
+    used_cpus = sum(cpus for _memory, cpus in others)
+    free_memory, free_cpus = allocator[0] - used_memory, allocator[1] - used_cpus
+    if memory_mib > free_memory:
+        raise NitroEnclaveError(
+            "memory_mib {0} exceeds the {1} MiB the allocator has free (memory_mib {2} in allocator.yaml, {3} MiB "
+            "used by other enclaves)".format(memory_mib, free_memory, allocator[0], used_memory),
+            "memory_mib",
+        )
+    if cpu_count > free_cpus:
+        raise NitroEnclaveError(
+            "cpu_count {0} exceeds the {1} CPUs the allocator has free ({2} in allocator.yaml, {3} used by other "
+            "enclaves)".format(cpu_count, free_cpus, allocator[1], used_cpus),
+            "cpu_count",
+        )
+
+
+def check_cid(cid):
+    """0 is the hypervisor, 1 local, 2 reserved, 3 the parent; u32::MAX is "any"."""
+    if cid is not None and not FIRST_ENCLAVE_CID <= cid < MAX_CID:
+        raise NitroEnclaveError(
+            "enclave_cid {0} is reserved: use {1} to {2}, or leave it out".format(cid, FIRST_ENCLAVE_CID, MAX_CID - 1),
+            "enclave_cid")
+
+
+def pcrs(measurements):
+    """The PCR values of a nitro-cli Measurements map, without HashAlgorithm."""
+    return dict((name, value) for name, value in (measurements or {}).items() if name in PCR_NAMES)
+
+
+def record_path(eif_path):
+    """The build record lives next to the EIF: what it was built from and what it measures."""
+    return eif_path + RECORD_SUFFIX
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(MIB), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_record(docker_uri, image_id, signing_digest, measurements, eif_size):
+    return {
+        "docker_uri": docker_uri,
+        "image_id": image_id,
+        "signing_certificate_sha256": signing_digest,
+        "measurements": pcrs(measurements),
+        "eif_size": eif_size,
+    }
+
+
+def read_record(path):
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_record(path, record):
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def build_reason(record, image_id, signing_digest, eif_pcrs, eif_crc_ok):
+    """Why the EIF must be (re)built, or None when it is current for this image and signing key.
+
+    ``eif_pcrs`` is None when there is no EIF; the EIF must still measure what its record says,
+    so a replaced or corrupted file is rebuilt.
+    """
+    if eif_pcrs is None:
+        return "no EIF at eif_path"
+    if record is None:
+        return "no build record next to the EIF"
+    if record.get("image_id") != image_id:
+        return "image changed from {0} to {1}".format(record.get("image_id"), image_id)
+    if record.get("signing_certificate_sha256") != signing_digest:
+        return "signing certificate changed"
+    if not eif_crc_ok or record.get("measurements") != eif_pcrs:
+        return "EIF does not match its build record"
+    return None
+
+
+def enclave_view(described):
+    """One describe-enclaves entry in the module's return shape (snake_case)."""
+    return {
+        "enclave_name": described.get("EnclaveName"),
+        "enclave_id": described["EnclaveID"],
+        "enclave_cid": described["EnclaveCID"],
+        "process_id": described.get("ProcessID"),
+        "cpu_count": described["NumberOfCPUs"],
+        "cpu_ids": list(described.get("CPUIDs") or []),
+        "memory_mib": described["MemoryMiB"],
+        "state": described.get("State"),
+        "debug_mode": described.get("Flags") == "DEBUG_MODE",
+        "pcrs": pcrs(described.get("Measurements")),
+    }
+
+
+def enclave_drift(enclave, wanted_pcrs, cpu_count, memory_mib, debug_mode, enclave_cid):
+    """What differs between a running enclave and the wanted one; empty means leave it alone.
+
+    Memory counts as matching when the enclave holds at least what is asked, because nitro-cli
+    rounds the request up to hugepages.
+    """
+    drift = []
+    if wanted_pcrs is None or enclave["pcrs"].get("PCR0") != wanted_pcrs.get("PCR0"):
+        drift.append("PCR0")
+    if enclave["state"] != "RUNNING":
+        drift.append("state")
+    if enclave["cpu_count"] != cpu_count:
+        drift.append("cpu_count")
+    if enclave["memory_mib"] < memory_mib:
+        drift.append("memory_mib")
+    if enclave["debug_mode"] != debug_mode:
+        drift.append("debug_mode")
+    if enclave_cid and enclave["enclave_cid"] != enclave_cid:
+        drift.append("enclave_cid")
+    return drift
+
+
+def diff_view(enclave):
+    """The part of an enclave a diff shows: PCRs, id, CPU and memory."""
+    if not enclave:
+        return {}
+    keys = ("enclave_name", "enclave_id", "enclave_cid", "cpu_count", "memory_mib", "debug_mode", "pcrs")
+    return dict((key, enclave.get(key)) for key in keys)

@@ -1,0 +1,111 @@
+#!/usr/bin/python
+# Copyright: K3s-DaaS engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sui_pool
+short_description: Read and configure the k3s_daas stake pool
+version_added: 0.1.0
+description:
+  - Reports the pool's token lifetime, unstake cooldown, total stake and collected penalties.
+  - Sets the token lifetime (O(token_ttl_ms)) and the unstake cooldown (O(unstake_cooldown_ms)) when they differ
+    from the pool's; this needs the AdminCap, held by the signer.
+options:
+  token_ttl_ms:
+    description:
+      - How long a minted or refreshed SealToken stays valid, in milliseconds (the package's default is 30 days).
+    type: int
+  unstake_cooldown_ms:
+    description:
+      - How long after staking (or adding stake) a node must wait before unstaking, in milliseconds.
+    type: int
+extends_documentation_fragment:
+  - k3sdaas.core.sui
+  - k3sdaas.core.sui.package
+  - k3sdaas.core.attributes
+  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.check_mode_full
+author:
+  - K3s-DaaS engineers (@k3sdaas)
+"""
+
+EXAMPLES = r"""
+- name: Tokens live 7 days; nodes wait a day before unstaking
+  k3sdaas.core.sui_pool:
+    package_id: "{{ k3sdaas_package_id }}"
+    token_ttl_ms: 604800000
+    unstake_cooldown_ms: 86400000
+
+- name: Read the pool
+  k3sdaas.core.sui_pool:
+    package_id: "{{ k3sdaas_package_id }}"
+  register: pool
+"""
+
+RETURN = r"""
+pool:
+  description: The pool after the change.
+  returned: always
+  type: dict
+  contains:
+    pool_id:
+      description: The StakePool's object id.
+      type: str
+    token_ttl_ms:
+      description: Token lifetime in milliseconds.
+      type: int
+      sample: 2592000000
+    unstake_cooldown_ms:
+      description: Unstake cooldown in milliseconds.
+      type: int
+      sample: 0
+    staked_total_mist:
+      description: All stake held by the pool, in MIST.
+      type: int
+    penalties_total_mist:
+      description: Slashed stake collected by the pool, in MIST.
+      type: int
+"""
+
+import dataclasses
+
+from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule
+
+SETTINGS = ("token_ttl_ms", "unstake_cooldown_ms")
+
+
+async def ensure_config(module, client):
+    before = await client.pool_state()
+    wanted = {name: module.params[name] for name in SETTINGS if module.params[name] is not None}
+    changes = {name: value for name, value in wanted.items() if getattr(before, name) != value}
+    if not changes:
+        return dict(changed=False, pool=before.as_dict())
+    if module.check_mode:
+        after = dataclasses.replace(before, **changes)
+    else:
+        if "token_ttl_ms" in changes:
+            await client.set_token_ttl(changes["token_ttl_ms"])
+        if "unstake_cooldown_ms" in changes:
+            await client.set_unstake_cooldown(changes["unstake_cooldown_ms"])
+        after = await client.pool_state()
+    return dict(changed=True, pool=after.as_dict(), diff=dict(before=before.as_dict(), after=after.as_dict()))
+
+
+def main():
+    module = SuiModule(
+        argument_spec=dict(
+            token_ttl_ms=dict(type="int", no_log=False),
+            unstake_cooldown_ms=dict(type="int"),
+        ),
+    )
+    if module.params["token_ttl_ms"] is not None and module.params["token_ttl_ms"] <= 0:
+        module.fail_json(msg="token_ttl_ms must be positive", field="token_ttl_ms")
+    if module.params["unstake_cooldown_ms"] is not None and module.params["unstake_cooldown_ms"] < 0:
+        module.fail_json(msg="unstake_cooldown_ms cannot be negative", field="unstake_cooldown_ms")
+    module.execute(lambda client: ensure_config(module, client))
+
+
+if __name__ == "__main__":
+    main()

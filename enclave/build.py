@@ -1,0 +1,201 @@
+"""Build the master enclave image and its EIF reproducibly, and write (or check) enclave.lock.json.
+
+    .venv/bin/python enclave/build.py                 # build, write the lock
+    .venv/bin/python enclave/build.py --check         # build, exit 1 unless the PCRs equal the lock's
+    .venv/bin/python enclave/build.py --nitro-cli nitro-cli   # on a real parent: real PCRs
+
+Pinned inputs: the local base image (its ID is recorded), the runtime's source (without its local
+stand-ins), every Python dependency at the version constraints.txt pins, the build tools in
+build-constraints.txt, this directory's Dockerfile, entrypoint and vsock config, and an optional
+k3s binary in enclave/k3s/. ``docker build`` runs with no network, so nothing else can get in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LOCK = HERE / "enclave.lock.json"
+CONTEXT_FILES = ("Dockerfile", "entrypoint.py", "vsock.json")
+K3S_BINARY = HERE / "k3s" / "k3s"
+# Zip files cannot hold dates before 1980; wheels built with this epoch carry fixed timestamps.
+SOURCE_DATE_EPOCH = "315532800"
+STAGED_README = "K3s-DaaS runtime, staged for the master enclave image.\n"
+SIMULATOR = [sys.executable, "-m", "k3sdaas.localnet.nitro.cli"]
+PCR_NAMES = ("PCR0", "PCR1", "PCR2", "PCR8")
+
+
+class BuildError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def run(command: list[str], **kwargs: Any) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise BuildError(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stderr.strip()[-4000:]}")
+    return done.stdout
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pinned(requirement: str) -> str:
+    """The ``name==version`` line for ``requirement`` in build-constraints.txt."""
+    for line in (HERE / "build-constraints.txt").read_text().splitlines():
+        if line.split("==")[0].strip().lower() == requirement:
+            return line.strip()
+    raise BuildError(f"build-constraints.txt does not pin {requirement}")
+
+
+def without_scripts(pyproject: str) -> str:
+    """The enclave runs no console scripts, so the staged project declares none (they would name localnet)."""
+    return re.sub(r"(?ms)^\[project\.scripts\]\n.*?(?=^\[|\Z)", "", pyproject)
+
+
+def stage_source(stage: Path) -> str:
+    """Copy the runtime without k3sdaas.localnet (the stand-ins never run in an enclave); return its digest.
+
+    Modes are fixed and the README is replaced, so only the code itself reaches the measurement.
+    """
+    digest = hashlib.sha256()
+    source = REPO / "src" / "k3sdaas"
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or relative.parts[0] == "localnet" or "__pycache__" in relative.parts \
+                or path.suffix == ".pyc":
+            continue
+        target = stage / "src" / "k3sdaas" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+        digest.update(f"{relative}\0{sha256_file(path)}\n".encode())
+    (stage / "pyproject.toml").write_text(without_scripts((REPO / "pyproject.toml").read_text()))
+    (stage / "README.md").write_text(STAGED_README)
+    digest.update((stage / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
+def build_wheels(stage: Path, wheels: Path) -> None:
+    env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheels)]
+    run([*pip, "--constraint", str(REPO / "constraints.txt"),
+         "--build-constraint", str(HERE / "build-constraints.txt"), str(stage)], env=env)
+    run([*pip, "--no-deps", pinned("pip")], env=env)
+
+
+def prepare_context(context: Path) -> dict[str, Any]:
+    """Fill the docker build context; return the inputs that decide the image's content."""
+    stage = context.parent / "stage"
+    source_digest = stage_source(stage)
+    build_wheels(stage, context / "wheels")
+    for name in CONTEXT_FILES:
+        shutil.copyfile(HERE / name, context / name)
+        (context / name).chmod(0o644)
+    (context / "k3s").mkdir()
+    k3s_digest = None
+    if K3S_BINARY.is_file():
+        shutil.copyfile(K3S_BINARY, context / "k3s" / "k3s")
+        (context / "k3s" / "k3s").chmod(0o755)
+        k3s_digest = sha256_file(K3S_BINARY)
+    wheel_digests = {path.name: sha256_file(path) for path in sorted((context / "wheels").glob("*.whl"))
+                     if not path.name.startswith("k3sdaas-")}  # the runtime's own wheel: see source_sha256
+    return {
+        "source_sha256": source_digest,
+        "wheels": wheel_digests,
+        "context": {name: sha256_file(HERE / name) for name in CONTEXT_FILES},
+        "k3s_sha256": k3s_digest,
+    }
+
+
+def image_id(reference: str) -> str:
+    try:
+        return run(["docker", "image", "inspect", "--format", "{{.Id}}", reference]).strip()
+    except BuildError as exc:
+        raise BuildError(f"image {reference} is not available locally (run scripts/setup.sh): {exc}") from exc
+
+
+def pip_wheel_name(wheels: Path) -> str:
+    found = sorted(wheels.glob("pip-*.whl"))
+    if len(found) != 1:
+        raise BuildError(f"expected exactly one pip wheel in {wheels}, found {[p.name for p in found]}")
+    return found[0].name
+
+
+def build(args: argparse.Namespace) -> dict[str, Any]:
+    base_id = image_id(args.base_image)
+    with tempfile.TemporaryDirectory(prefix="k3sdaas-enclave-") as work:
+        context = Path(work) / "context"
+        context.mkdir()
+        inputs = prepare_context(context)
+        inputs["base_image_id"] = base_id
+        command = ["docker", "build", "--network", "none", "--tag", args.tag,
+                   "--build-arg", f"SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
+                   "--build-arg", f"BASE_IMAGE={args.base_image}",
+                   "--build-arg", f"PIP_WHEEL={pip_wheel_name(context / 'wheels')}", str(context)]
+        if args.no_cache:
+            command.insert(2, "--no-cache")
+        run(command, env=dict(os.environ, DOCKER_BUILDKIT="0"))
+    args.eif.parent.mkdir(parents=True, exist_ok=True)
+    nitro_cli = shlex.split(args.nitro_cli) if args.nitro_cli else SIMULATOR
+    output = json.loads(run([*nitro_cli, "build-enclave", "--docker-uri", args.tag,
+                             "--output-file", str(args.eif)]))
+    version = run([*nitro_cli, "--version"]).strip()
+    measurements = {name: value for name, value in output["Measurements"].items() if name in PCR_NAMES}
+    return {
+        "format": 1,
+        "inputs": inputs,
+        "inputs_sha256": hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest(),
+        "base_image": args.base_image,
+        "built_with": "simulator" if not args.nitro_cli else "nitro-cli",
+        "nitro_cli_version": version,
+        "measurements": measurements,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-image", default="k3sdaas-base:latest")
+    parser.add_argument("--tag", default="k3sdaas-enclave:latest")
+    parser.add_argument("--eif", type=Path, default=HERE / "out" / "k3sdaas-master.eif")
+    parser.add_argument("--lock", type=Path, default=LOCK)
+    parser.add_argument("--nitro-cli", help="the nitro-cli command; default: the k3sdaas simulator")
+    parser.add_argument("--no-cache", action="store_true", help="rebuild every layer (proves determinism)")
+    parser.add_argument("--check", action="store_true", help="compare with the lock instead of writing it")
+    args = parser.parse_args(argv)
+    try:
+        built = build(args)
+    except BuildError as exc:
+        print(f"enclave build failed: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(built, indent=2))
+    if not args.check:
+        args.lock.write_text(json.dumps(built, indent=2, sort_keys=True) + "\n")
+        return 0
+    locked = json.loads(args.lock.read_text())
+    if locked["measurements"] == built["measurements"]:
+        print(f"PCRs equal {args.lock}", file=sys.stderr)
+        return 0
+    same_inputs = locked["inputs_sha256"] == built["inputs_sha256"]
+    print(f"PCRs differ from {args.lock} ({'same' if same_inputs else 'different'} inputs)", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

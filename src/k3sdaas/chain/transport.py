@@ -1,0 +1,163 @@
+"""The pysui gRPC client, built privately from settings, and the retry/timeout policy around it.
+
+pysui reads its configuration from ``PysuiConfig.json``. We build that configuration in a private
+temporary directory (mode 0700) that is removed before any network call, and add the key with
+``persist=False`` so the key is never written to disk at all. Only transport failures are retried:
+a refused connection, a reset stream, a timeout, or gRPC ``UNAVAILABLE``/``DEADLINE_EXCEEDED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from pysui import PysuiConfiguration, SuiRpcResult, client_factory
+from pysui.sui.sui_common.config.confgroup import GroupProtocol, NetworkType
+from pysui.sui.sui_grpc.pgrpc_clients import GrpcProtocolClient
+
+from .errors import ChainError, InvalidArgument, ObjectNotFound, RpcUnavailable, TransactionRejected
+from .keys import Signer
+
+T = TypeVar("T")
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, TLS (ssl.SSLError is an OSError)
+    asyncio.TimeoutError,
+    StreamTerminatedError,
+    ProtocolError,
+)
+RETRYABLE_STATUS = frozenset({Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED})
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """How to reach the node and sign: never logged (the signer hides its key from ``repr``)."""
+
+    rpc_url: str
+    signer: Signer
+    ca_file: str | None = None
+    timeout: float = 30.0
+    retries: int = 3
+    retry_delay: float = 0.5
+    host_port: tuple[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_port", parse_rpc_url(self.rpc_url))
+        if self.timeout <= 0:
+            raise InvalidArgument("timeout must be positive", field="timeout")
+        if self.retries < 0:
+            raise InvalidArgument("retries cannot be negative", field="retries")
+        if self.ca_file is not None and not Path(self.ca_file).is_file():
+            raise InvalidArgument(f"ca_file {self.ca_file!r} does not exist", field="ca_file")
+
+
+def parse_rpc_url(url: str) -> tuple[str, int]:
+    """``host:port``, ``https://host:port`` or ``https://host`` (port 443) -> (host, port)."""
+    text = str(url).strip()
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise InvalidArgument(f"rpc_url {url!r} has an invalid port", field="rpc_url") from None
+    if parts.scheme not in ("https", "grpcs") or not parts.hostname or parts.path not in ("", "/"):
+        raise InvalidArgument(
+            f"rpc_url must be host:port or https://host[:port] of a Sui gRPC endpoint, got {url!r}", field="rpc_url"
+        )
+    return parts.hostname, port
+
+
+def tls_context(ca_file: str) -> ssl.SSLContext:
+    """grpclib's own default context, trusting ``ca_file`` instead of certifi's bundle."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20")
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+
+def build_pysui_client(settings: ChainSettings) -> GrpcProtocolClient:
+    """A GrpcProtocolClient for ``settings``; its configuration never touches a persistent path."""
+    host, port = settings.host_port
+    with tempfile.TemporaryDirectory(prefix="k3sdaas-sui-") as private_dir:
+        config = PysuiConfiguration.initialize_config(
+            in_folder=Path(private_dir), init_groups=[{"name": "k3sdaas_bootstrap", "make_active": True}]
+        )
+        config.new_group(
+            group_name="k3sdaas",
+            profile_block=[
+                {"profile_name": "node", "url": f"https://{host}:{port}", "network_type": NetworkType.LOCAL,
+                 "make_active": True}
+            ],
+            key_block=[{"key_string": settings.signer.keystring, "alias": "k3sdaas-signer"}],
+            active_address_index=0,
+            group_protocol=GroupProtocol.GRPC,
+            make_group_active=True,
+            persist=False,
+        )
+        client = client_factory(config)
+    if not isinstance(client, GrpcProtocolClient):  # the group is GRPC, so this would be a pysui change
+        raise ChainError(f"pysui returned {type(client).__name__}, expected a gRPC client")
+    if settings.ca_file:
+        # pysui always builds Channel(ssl=True), which trusts certifi only; a private CA (the local
+        # node's, or a corporate one) needs the same channel with our context.
+        client._channel.close()
+        client._channel = Channel(host=host, port=port, ssl=tls_context(settings.ca_file))
+    return client
+
+
+def grpc_status(result: SuiRpcResult) -> tuple[Status | None, str]:
+    """The gRPC status and message of a failed pysui result (pysui keeps ``GRPCError.args``)."""
+    detail = result.result_string
+    if isinstance(detail, tuple) and detail and isinstance(detail[0], Status):
+        return detail[0], str(detail[1] if len(detail) > 1 else "")
+    return None, str(detail)
+
+
+def raise_for_result(result: SuiRpcResult, what: str) -> None:
+    """Turn a failed pysui result into a typed error."""
+    status, message = grpc_status(result)
+    if status in RETRYABLE_STATUS:
+        raise RpcUnavailable(f"{what}: node answered {status.name}: {message}")
+    if status == Status.NOT_FOUND:
+        raise ObjectNotFound(f"{what}: not found: {message}")
+    if status == Status.INVALID_ARGUMENT:
+        raise TransactionRejected(f"{what}: rejected by the node: {message}")
+    raise ChainError(f"{what} failed: {status.name + ': ' if status else ''}{message}")
+
+
+async def with_retries(settings: ChainSettings, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` with the timeout; retry transport failures with exponential backoff."""
+    host, port = settings.host_port
+    last: BaseException | None = None
+    for number in range(settings.retries + 1):
+        if number:
+            await asyncio.sleep(settings.retry_delay * 2 ** (number - 1))
+        try:
+            return await asyncio.wait_for(attempt(), settings.timeout)
+        except RpcUnavailable as exc:
+            last = exc
+        except GRPCError as exc:
+            if exc.status not in RETRYABLE_STATUS:
+                raise
+            last = exc
+        except TRANSPORT_ERRORS as exc:
+            last = exc
+    reason = f"{type(last).__name__}: {last}" if last else "no answer"
+    raise RpcUnavailable(
+        f"{what}: Sui RPC {host}:{port} unreachable after {settings.retries + 1} attempt(s) ({reason})"
+    ) from last
+
+
+def ok_data(result: SuiRpcResult, what: str) -> Any:
+    if not result.is_ok():
+        raise_for_result(result, what)
+    return result.result_data
