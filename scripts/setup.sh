@@ -93,6 +93,8 @@ install_python_venv() {
 pip_install_project() {
   local venv=$1
   shift
+  # The pinned pip first: Python's bundled one is too old for options the enclave build uses.
+  "$venv/bin/pip" install --progress-bar off --quiet "$@" --upgrade pip
   # Already-satisfied lines are noise on a re-install; downloads and the result stay visible.
   "$venv/bin/pip" install --progress-bar off "$@" -e "${repo}[dev]" |
     { grep --line-buffered -v '^Requirement already satisfied' || true; }
