@@ -70,10 +70,16 @@ def _failure(report: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def play(aws_env: dict[str, str], variables: dict[str, Any], check: bool = False) -> Run:
+def play(
+    aws_env: dict[str, str],
+    variables: dict[str, Any],
+    check: bool = False,
+    playbook: str = str(PLAYBOOK),
+    inventory: str = "localhost,",
+) -> Run:
     # SSH to moto's made-up addresses cannot work; the rest of the role runs as in production.
     extra_vars = {"aws_hosts_wait_for_ssh": False, **variables}
-    command = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(PLAYBOOK), "-e", json.dumps(extra_vars)]
+    command = [str(BIN / "ansible-playbook"), "-i", inventory, playbook, "-e", json.dumps(extra_vars)]
     if check:
         command.append("--check")
     env = {**aws_env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
@@ -81,18 +87,23 @@ def play(aws_env: dict[str, str], variables: dict[str, Any], check: bool = False
     try:
         report = json.loads(completed.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"ansible-playbook printed no JSON (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+        pytest.fail(
+            f"ansible-playbook printed no JSON (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
     groups: dict[str, list[str]] = {}
-    for task in report["plays"][0]["tasks"]:
-        if task["task"]["name"] == "Report the inventory groups":
-            groups = task["hosts"]["localhost"]["msg"]
-    hostvars = {
-        host: result["msg"]
-        for targets in report["plays"][1:]
-        for task in targets["tasks"]
-        for host, result in task["hosts"].items()
-    }
+    hostvars: dict[str, dict[str, Any]] = {}
+    for each in report["plays"]:
+        for task in each["tasks"]:
+            if task["task"]["name"] == "Report the inventory groups":
+                groups = task["hosts"]["localhost"]["msg"]
+            elif task["task"]["name"] == "Report each host's connection variables":
+                hostvars.update({host: result["msg"] for host, result in task["hosts"].items()})
     return Run(report["stats"]["localhost"]["changed"], _failure(report), groups, hostvars)
+
+
+def teardown(aws_env: dict[str, str], check: bool = False) -> Run:
+    """The collection's teardown playbook with the example inventory, as a user would run it."""
+    return play(aws_env, {}, check=check, playbook="k3sdaas.core.teardown", inventory=str(EXAMPLE_INVENTORY))
 
 
 def live_instances(ec2: Any, cluster: str) -> dict[str, dict[str, Any]]:
@@ -114,7 +125,12 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
 def example_inventory(aws_env: dict[str, str]) -> dict[str, Any]:
     completed = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(EXAMPLE_INVENTORY), "--list"],
-        cwd=REPO, env=aws_env, capture_output=True, text=True, timeout=60, check=True,
+        cwd=REPO,
+        env=aws_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(completed.stdout)
 
@@ -145,7 +161,11 @@ def test_lifecycle_launches_once_and_terminates(aws_env: dict[str, str], ec2: An
         role = "master" if name == master else "worker"
         assert tags_of(instance) == {"Name": name, "k3sdaas:cluster": cluster, "k3sdaas:role": role, "Owner": "qa"}
         assert instance["ImageId"] == linux_image_id
-    assert launched.groups == {"k3sdaas_master": [master], "k3sdaas_workers": workers, "k3sdaas_nodes": [master, *workers]}
+    assert launched.groups == {
+        "k3sdaas_master": [master],
+        "k3sdaas_workers": workers,
+        "k3sdaas_nodes": [master, *workers],
+    }
     assert launched.hostvars == {
         name: {
             "ansible_host": instance["PrivateIpAddress"],
@@ -174,32 +194,37 @@ def test_lifecycle_launches_once_and_terminates(aws_env: dict[str, str], ec2: An
         # ansible-inventory marks values from the API as untrusted: {"__ansible_unsafe": value}.
         assert found["_meta"]["hostvars"][name]["ansible_host"] == {"__ansible_unsafe": instance["PrivateIpAddress"]}
 
-    absent = {**settings, "aws_hosts_state": "absent"}
-    terminate_planned = play(aws_env, absent, check=True)
+    terminate_planned = teardown(aws_env, check=True)
     assert terminate_planned.failure is None and terminate_planned.changed > 0, terminate_planned.failure
     assert sorted(live_instances(ec2, cluster)) == [master, *workers], "check mode must not terminate"
 
-    terminated = play(aws_env, absent)
+    terminated = teardown(aws_env)
     assert terminated.failure is None and terminated.changed > 0, terminated.failure
     assert live_instances(ec2, cluster) == {}
     states = ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in instances.values()])["Reservations"]
     assert {i["State"]["Name"] for r in states for i in r["Instances"]} == {"terminated"}
 
-    terminated_again = play(aws_env, absent)
+    terminated_again = play(aws_env, {**settings, "aws_hosts_state": "absent"})
     assert terminated_again.failure is None and terminated_again.changed == 0, terminated_again.failure
+    assert terminated_again.groups == {"k3sdaas_master": [], "k3sdaas_workers": [], "k3sdaas_nodes": []}
 
 
-def test_fewer_workers_terminates_the_surplus(aws_env: dict[str, str], ec2: Any, linux_image_id: str) -> None:
+def test_rerun_with_fewer_workers_and_a_new_ami_keeps_the_rest(
+    aws_env: dict[str, str], ec2: Any, linux_image_id: str, image_id: str
+) -> None:
     cluster = "shrink"
     settings = {"aws_hosts_cluster": cluster, "aws_hosts_image_id": linux_image_id, "aws_hosts_address_type": "public"}
     before = play(aws_env, settings)
     assert before.failure is None, before.failure
     kept = {name: i["InstanceId"] for name, i in live_instances(ec2, cluster).items() if name != "shrink-worker-2"}
+    ec2.stop_instances(InstanceIds=[kept["shrink-worker-1"]])
 
-    after = play(aws_env, {**settings, "aws_hosts_worker_count": 1})
+    assert image_id != linux_image_id
+    after = play(aws_env, {**settings, "aws_hosts_worker_count": 1, "aws_hosts_image_id": image_id})
     assert after.failure is None and after.changed > 0, after.failure
     instances = live_instances(ec2, cluster)
-    assert {name: i["InstanceId"] for name, i in instances.items()} == kept
+    assert {name: i["InstanceId"] for name, i in instances.items()} == kept, "only the surplus worker goes"
+    assert {i["State"]["Name"] for i in instances.values()} == {"running"}, "a stopped worker is started"
     assert after.groups["k3sdaas_workers"] == ["shrink-worker-1"]
     assert {name: v["ansible_host"] for name, v in after.hostvars.items()} == {
         name: instance["PublicIpAddress"] for name, instance in instances.items()

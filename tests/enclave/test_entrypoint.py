@@ -34,6 +34,19 @@ def wait_for(path: Path, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def wait_for_listener(address: str, timeout: float = 10.0) -> None:
+    """The entrypoint opens its sockets one after another; a test must not race the later ones."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {address}"
+            time.sleep(0.05)
+
+
 def echo_parent(path: Path) -> socket.socket:
     """The parent's end of an outbound vsock port (vsock-proxy's place): echoes with a prefix."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -74,6 +87,8 @@ def enclave(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict]:
                                stderr=subprocess.STDOUT, text=True)
     parent = echo_parent(vsock / "connect-3-8101.sock")
     wait_for(vsock / "listen-6443.sock")
+    for address in [config["service"]["listen"], *(route["listen"] for route in config["outbound"])]:
+        wait_for_listener(address)
     yield {"config": config, "vsock": vsock, "hosts": hosts, "process": process}
     process.terminate()
     process.wait(timeout=10)
