@@ -69,3 +69,9 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "bash scripts/test.sh" in readme
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci == ["exec bash scripts/test.sh"]
+
+
+def test_readme_lists_every_module_and_role():
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in MODULES + ROLES if f"`{name}`" not in readme]
+    assert not missing, f"README.md does not mention {missing}"
