@@ -161,6 +161,19 @@ install_move_npm_tools() {
   write_stamp "$stamp" "$want"
 }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# SIGTERM, then SIGKILL after 10 s.
+stop_process() {
+  local pid=$1 waited=0
+  kill "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    ((waited >= 50)) && kill -9 "$pid" 2>/dev/null
+    sleep 0.2
+    waited=$((waited + 1))
+  done
+}
+
 # The stand-in for a Sui network, a detached process like dockerd. It is restarted when its code or
 # the Move sources change, so a pulled change never runs against an old node.
 start_local_sui_node() {
@@ -170,20 +183,21 @@ start_local_sui_node() {
   want=$(content_hash "$repo"/src/k3sdaas/localnet/sui/*.py "$repo"/src/k3sdaas/localnet/sui/handlers/*.py "$repo"/move/sources/*.move)
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    if stamp_matches "$stamp" "$want"; then
+    if stamp_matches "$stamp" "$want" && port_open "$port"; then
       say "local Sui node up (127.0.0.1:$port, pid $pid)"
       return
     fi
-    say "restarting the local Sui node (its code or the Move sources changed)"
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    say "restarting the local Sui node (its code or the Move sources changed, or it stopped serving)"
+    stop_process "$pid"
   fi
+  # Another program on the port would answer our readiness check in the node's place.
+  port_open "$port" && die "127.0.0.1:$port is in use by another program; stop it (the local Sui node needs the port)"
   say "starting the local Sui node on 127.0.0.1:$port (log: $log)"
   setsid nohup "$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" --port "$port" \
     >>"$log" 2>&1 </dev/null {lock_fd}>&- &
   echo $! >"$pidfile"
   local waited=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+  until port_open "$port"; do
     kill -0 "$(<"$pidfile")" 2>/dev/null || die "the local Sui node exited; last log lines:
 $(tail -n 20 "$log")"
     ((waited >= 60)) && die "the local Sui node did not listen on $port within 60s; see $log"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,3 +81,14 @@ async def test_http_faucet_speaks_the_sui_faucet_api(tmp_path: Path) -> None:
         async with account.client() as client:
             obj = await client.execute(command=cmd.GetObject(object_id=coin["id"]))
             assert obj.result_data.balance == coin["amount"] and obj.result_data.owner.address == account.address
+
+
+def test_node_exits_with_a_clear_error_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(localnet("--state", str(tmp_path / "chain"), "--port", str(port)),
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

@@ -53,7 +53,11 @@ def _serve(args: argparse.Namespace) -> int:
         started: asyncio.Future[NodeInfo] = asyncio.get_running_loop().create_future()
         server = asyncio.create_task(run(args.state, args.host, args.port, root, args.faucet_port, started))
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.cancel)
-        info = await started
+        # A node that cannot start (port taken, say) must exit with its error, not wait forever.
+        await asyncio.wait({started, server}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            server.result()
+        info = started.result()
         print(f"k3sdaas-localnet sui listening on {info.url}", flush=True)
         print(f"CA certificate: {info.ca_path}", flush=True)
         if info.faucet_url:
@@ -61,8 +65,12 @@ def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await server
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except OSError as exc:
+        print(f"k3sdaas-localnet sui: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
