@@ -25,8 +25,8 @@ from pysui.sui.sui_crypto import create_new_keypair
 
 from k3sdaas.chain import ChainClient, ChainSettings, Deployment, Signer, dump_build_output, load_build_output
 from k3sdaas.chain.keys import signer_from_text
-from k3sdaas.localnet.sui.publish import module_markers
-from k3sdaas.localnet.sui.testing import running_node
+from k3sdaas_localnet.sui.publish import module_markers
+from k3sdaas_localnet.sui.testing import running_node
 
 MOVE_SOURCES = Path(__file__).resolve().parents[1] / "move" / "sources"
 

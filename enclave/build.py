@@ -33,7 +33,7 @@ K3S_BINARY = HERE / "k3s" / "k3s"
 # Zip files cannot hold dates before 1980; wheels built with this epoch carry fixed timestamps.
 SOURCE_DATE_EPOCH = "315532800"
 STAGED_README = "K3s-DaaS runtime, staged for the master enclave image.\n"
-SIMULATOR = [sys.executable, "-m", "k3sdaas.localnet.nitro.cli"]
+SIMULATOR = [sys.executable, "-m", "k3sdaas_localnet.nitro.cli"]
 PCR_NAMES = ("PCR0", "PCR1", "PCR2", "PCR8")
 
 
@@ -70,7 +70,7 @@ def without_scripts(pyproject: str) -> str:
 
 
 def stage_source(stage: Path) -> str:
-    """Copy the runtime without k3sdaas.localnet (the stand-ins never run in an enclave); return its digest.
+    """Copy the runtime without k3sdaas_localnet (the stand-ins never run in an enclave); return its digest.
 
     Modes are fixed and the README is replaced, so only the code itself reaches the measurement.
     """

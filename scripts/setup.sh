@@ -67,7 +67,8 @@ $(tail -n 20 "$dockerd_log")"
 }
 
 install_python_venv() {
-  local venv=$repo/.venv stamp=$repo/.venv/.k3sdaas-install-hash inputs=("$repo/pyproject.toml") pip_args=()
+  local venv=$repo/.venv stamp=$repo/.venv/.k3sdaas-install-hash pip_args=()
+  local inputs=("$repo/pyproject.toml" "$repo/localnet/pyproject.toml")
   [[ -f $repo/pyproject.toml ]] || die "pyproject.toml not found in $repo"
   if [[ -f $repo/constraints.txt ]]; then
     inputs+=("$repo/constraints.txt")
@@ -84,7 +85,7 @@ install_python_venv() {
     python3 -m venv "$venv"
   fi
   [[ -f $repo/constraints.txt ]] || say "note: constraints.txt missing, installing without pins"
-  say "installing the project into .venv (pip install -e '.[dev]', a few minutes on a fresh venv)"
+  say "installing the project into .venv (pip install -e '.[dev]' -e localnet, a few minutes on a fresh venv)"
   with_heartbeat "pip install" pip_install_project "$venv" "${pip_args[@]}"
   write_stamp "$stamp" "$want"
 }
@@ -96,7 +97,8 @@ pip_install_project() {
   # The pinned pip first: Python's bundled one is too old for options the enclave build uses.
   "$venv/bin/pip" install --progress-bar off --quiet "$@" --upgrade pip
   # Already-satisfied lines are noise on a re-install; downloads and the result stay visible.
-  "$venv/bin/pip" install --progress-bar off "$@" -e "${repo}[dev]" |
+  # The stand-ins are a distribution of their own (localnet/), kept out of the production wheel.
+  "$venv/bin/pip" install --progress-bar off "$@" -e "${repo}[dev]" -e "$repo/localnet" |
     { grep --line-buffered -v '^Requirement already satisfied' || true; }
 }
 
@@ -180,7 +182,7 @@ start_local_sui_node() {
   local sui_state=$state_dir/sui port=${K3SDAAS_SUI_PORT:-9000}
   local pidfile=$sui_state/node.pid log=$sui_state/node.log stamp=$sui_state/node.hash want pid=""
   mkdir -p "$sui_state"
-  want=$(content_hash "$repo"/src/k3sdaas/localnet/sui/*.py "$repo"/src/k3sdaas/localnet/sui/handlers/*.py "$repo"/move/sources/*.move)
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/sui/*.py "$repo"/localnet/src/k3sdaas_localnet/sui/handlers/*.py "$repo"/move/sources/*.move)
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     if stamp_matches "$stamp" "$want" && port_open "$port"; then

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from k3sdaas.attestation import AttestationDocument, ChainError, SignatureError, verify_attestation
 from k3sdaas.attestation.cose import sign1
-from k3sdaas.localnet.nitro import pki as testpki
-from k3sdaas.localnet.nitro.pki import Issued, SimulatedPki, issue, issue_leaf
+from k3sdaas_localnet.nitro import pki as testpki
+from k3sdaas_localnet.nitro.pki import Issued, SimulatedPki, issue, issue_leaf
 
 from .conftest import INSTANCE_ID, MODULE_ID
 

@@ -19,7 +19,7 @@ from k3sdaas.attestation import (
     verify_attestation,
 )
 from k3sdaas.attestation.cose import decode_sign1
-from k3sdaas.localnet.nitro.pki import SimulatedPki
+from k3sdaas_localnet.nitro.pki import SimulatedPki
 from k3sdaas.nitro.measure import measure_string
 
 PCR0 = "f4d48b81a460c9916d1e685119074bf24660afd3e34fae9fca0a0d28d9d5599936332687e6f66fc890ac8cf150142d8b"

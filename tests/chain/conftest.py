@@ -1,7 +1,7 @@
 """Fixtures: the local Sui node stand-in, funded signers, and one published k3s_daas deployment.
 
 Everything runs through the unmodified pysui client inside k3sdaas.chain; the node is the stand-in
-from k3sdaas.localnet.sui (tests may import it, product code may not).
+from k3sdaas_localnet.sui (tests may import it, product code may not).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pysui.sui.sui_crypto import create_new_keypair
 
 from k3sdaas.chain import ChainClient, ChainSettings, Deployment, Signer, dump_build_output, load_build_output
 from k3sdaas.chain.keys import signer_from_text
-from k3sdaas.localnet.sui.publish import module_markers
-from k3sdaas.localnet.sui.testing import LocalNode, running_node
+from k3sdaas_localnet.sui.publish import module_markers
+from k3sdaas_localnet.sui.testing import LocalNode, running_node
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = ["staking", "registry", "k8s_gateway"]

@@ -26,7 +26,7 @@ from k3sdaas.chain import (
     load_build_output,
     read_new_events,
 )
-from k3sdaas.localnet.sui.testing import LocalNode
+from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import SUI, new_signer
 

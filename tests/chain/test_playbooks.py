@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from k3sdaas.chain import Signer
-from k3sdaas.localnet.sui.testing import LocalNode
+from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import REPO, SUI, new_signer
 

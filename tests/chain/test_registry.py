@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from k3sdaas.chain import ChainClient, ChainSettings, MoveAbortError, load_build_output
-from k3sdaas.localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
-from k3sdaas.localnet.nitro.pki import SimulatedPki
-from k3sdaas.localnet.sui.handlers.k8s_gateway import audit_batch_bcs
-from k3sdaas.localnet.sui.handlers.registry import INTENT_AUDIT_ANCHOR, intent_message_bcs
-from k3sdaas.localnet.sui.testing import LocalNode, running_node
+from k3sdaas_localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
+from k3sdaas_localnet.nitro.pki import SimulatedPki
+from k3sdaas_localnet.sui.handlers.k8s_gateway import audit_batch_bcs
+from k3sdaas_localnet.sui.handlers.registry import INTENT_AUDIT_ANCHOR, intent_message_bcs
+from k3sdaas_localnet.sui.testing import LocalNode, running_node
 
 from .conftest import SUI, new_signer
 

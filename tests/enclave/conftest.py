@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "tests" / "playbooks" / "nitro_enclave.yml"
-SIM = [sys.executable, "-m", "k3sdaas.localnet.nitro.cli"]
+SIM = [sys.executable, "-m", "k3sdaas_localnet.nitro.cli"]
 SIM_IMAGES = "k3sdaas-nitro-sim/eif"
 SLEEP = "/bin/sleep"
 ALLOCATOR = "memory_mib: 1024\ncpu_count: 2\n"
@@ -77,7 +77,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
     simulator = Sim(Path(tempfile.mkdtemp(prefix="k3sdaas-sim-")), allocator)
     yield simulator
     subprocess.run([*SIM, "terminate-enclave", "--all"], env=simulator.env, capture_output=True, check=False)
-    # the simulator imports each EIF's application once per PCR0 (k3sdaas.localnet.nitro.enclave_process)
+    # the simulator imports each EIF's application once per PCR0 (k3sdaas_localnet.nitro.enclave_process)
     tags = [f"{SIM_IMAGES}:{pcr0[:32]}" for pcr0 in simulator.pcr0s]
     if tags:
         subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)

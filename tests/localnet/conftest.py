@@ -11,8 +11,8 @@ import pysui.sui.sui_common.sui_commands as cmd
 import pytest
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
-from k3sdaas.localnet.sui.publish import module_markers
-from k3sdaas.localnet.sui.testing import Account, LocalNode, TrustingGrpcClient, make_account, running_node
+from k3sdaas_localnet.sui.publish import module_markers
+from k3sdaas_localnet.sui.testing import Account, LocalNode, TrustingGrpcClient, make_account, running_node
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = REPO / "move" / "sources"
@@ -21,7 +21,7 @@ SUI = 1_000_000_000
 
 
 def publish_modules() -> list[bytes]:
-    """The stand-in's publish payload for move/sources (see k3sdaas.localnet.sui.publish)."""
+    """The stand-in's publish payload for move/sources (see k3sdaas_localnet.sui.publish)."""
     return module_markers("k3s_daas", SOURCES, K3S_MODULES)
 
 

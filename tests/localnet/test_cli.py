@@ -13,14 +13,14 @@ import httpx
 import pysui.sui.sui_common.sui_commands as cmd
 import pytest
 
-from k3sdaas.localnet.sui.node import NodeInfo
-from k3sdaas.localnet.sui.testing import LocalNode, make_account, running_node
+from k3sdaas_localnet.sui.node import NodeInfo
+from k3sdaas_localnet.sui.testing import LocalNode, make_account, running_node
 
 SUI = 1_000_000_000
 
 
 def localnet(*args: str) -> list[str]:
-    return [sys.executable, "-m", "k3sdaas.localnet", "sui", *args]
+    return [sys.executable, "-m", "k3sdaas_localnet", "sui", *args]
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from k3sdaas.localnet.sui import abi
-from k3sdaas.localnet.sui.handlers.base import MoveModule
-from k3sdaas.localnet.sui.packages import K3S_DAAS_MODULES
+from k3sdaas_localnet.sui import abi
+from k3sdaas_localnet.sui.handlers.base import MoveModule
+from k3sdaas_localnet.sui.packages import K3S_DAAS_MODULES
 
 SOURCES = Path(__file__).resolve().parents[2] / "move" / "sources"
 

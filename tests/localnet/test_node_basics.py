@@ -12,9 +12,9 @@ from grpclib.const import Status
 from pysui.sui.sui_grpc import pgrpc_requests as rn
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
-from k3sdaas.localnet.sui.gas import REFERENCE_GAS_PRICE
-from k3sdaas.localnet.sui.movetypes import COIN_TYPE
-from k3sdaas.localnet.sui.testing import LocalNode, make_account, running_node
+from k3sdaas_localnet.sui.gas import REFERENCE_GAS_PRICE
+from k3sdaas_localnet.sui.movetypes import COIN_TYPE
+from k3sdaas_localnet.sui.testing import LocalNode, make_account, running_node
 
 SUI = 1_000_000_000
 

@@ -7,7 +7,7 @@ from grpclib.const import Status
 from pysui.sui.sui_grpc import pgrpc_requests as rn
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
-from k3sdaas.localnet.sui.movetypes import CLOCK_ID, COIN_TYPE, FRAMEWORK
+from k3sdaas_localnet.sui.movetypes import CLOCK_ID, COIN_TYPE, FRAMEWORK
 
 SUI = 1_000_000_000
 

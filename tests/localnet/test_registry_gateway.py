@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
-from k3sdaas.localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
-from k3sdaas.localnet.nitro.pki import SimulatedPki
-from k3sdaas.localnet.sui.handlers import k8s_gateway, registry, staking
-from k3sdaas.localnet.sui.handlers.k8s_gateway import audit_batch_bcs, slash_request_bcs
-from k3sdaas.localnet.sui.handlers.registry import intent_message_bcs
-from k3sdaas.localnet.sui.testing import LocalNode, running_node
+from k3sdaas_localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
+from k3sdaas_localnet.nitro.pki import SimulatedPki
+from k3sdaas_localnet.sui.handlers import k8s_gateway, registry, staking
+from k3sdaas_localnet.sui.handlers.k8s_gateway import audit_batch_bcs, slash_request_bcs
+from k3sdaas_localnet.sui.handlers.registry import intent_message_bcs
+from k3sdaas_localnet.sui.testing import LocalNode, running_node
 
 SUI = 1_000_000_000
 PCRS = [bytes([i + 1]) * 48 for i in range(3)]

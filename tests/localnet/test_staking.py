@@ -9,8 +9,8 @@ from pathlib import Path
 import pysui.sui.sui_common.sui_commands as cmd
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
-from k3sdaas.localnet.sui.handlers import staking
-from k3sdaas.localnet.sui.publish import module_markers
+from k3sdaas_localnet.sui.handlers import staking
+from k3sdaas_localnet.sui.publish import module_markers
 
 SOURCES = Path(__file__).resolve().parents[2] / "move" / "sources"
 

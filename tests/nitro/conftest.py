@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from k3sdaas.localnet.nitro.cli import main as sim_main
-from k3sdaas.localnet.nitro.image import build_eif, build_time, identity_metadata
-from k3sdaas.localnet.nitro.state import SimState
+from k3sdaas_localnet.nitro.cli import main as sim_main
+from k3sdaas_localnet.nitro.image import build_eif, build_time, identity_metadata
+from k3sdaas_localnet.nitro.state import SimState
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "nitro" / "golden"
 GOLDEN_INSTANCE = "i-085fa5ca0e3bda2cb"

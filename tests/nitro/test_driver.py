@@ -22,7 +22,7 @@ from k3sdaas.nitro.records import FLAGS_DEBUG
 
 @pytest.fixture
 def cli(sim_state) -> NitroCli:
-    return NitroCli([sys.executable, "-m", "k3sdaas.localnet.nitro.cli"], env=dict(os.environ), timeout=120)
+    return NitroCli([sys.executable, "-m", "k3sdaas_localnet.nitro.cli"], env=dict(os.environ), timeout=120)
 
 
 def test_lifecycle(cli, make_eif):

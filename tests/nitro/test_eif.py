@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from k3sdaas.localnet.nitro import cpio
-from k3sdaas.localnet.nitro.image import STAND_IN_KERNEL, X86_64_CMDLINE, bootstrap_ramdisk, build_eif, read_application
+from k3sdaas_localnet.nitro import cpio
+from k3sdaas_localnet.nitro.image import STAND_IN_KERNEL, X86_64_CMDLINE, bootstrap_ramdisk, build_eif, read_application
 from k3sdaas.nitro.eif import (
     HEADER,
     EifError,

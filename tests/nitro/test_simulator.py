@@ -223,7 +223,7 @@ def test_enclave_nsm_attests_its_measurements(sim, sim_state, make_eif, monkeypa
 
 def test_command_line_entry_runs_as_a_separate_process(sim_state, make_eif):
     env = dict(os.environ)
-    command = [sys.executable, "-m", "k3sdaas.localnet.nitro.cli"]
+    command = [sys.executable, "-m", "k3sdaas_localnet.nitro.cli"]
     version = subprocess.run([*command, "--version"], capture_output=True, text=True, env=env, check=False)
     assert (version.returncode, version.stdout) == (0, "Nitro CLI 1.4.2\n")
     described = subprocess.run(

@@ -137,7 +137,7 @@ EXAMPLES = r"""
     docker_uri: k3sdaas-enclave:latest
     eif_path: /tmp/master.eif
     memory_mib: 2048
-    nitro_cli: ["{{ ansible_python_interpreter }}", -m, k3sdaas.localnet.nitro.cli]
+    nitro_cli: ["{{ ansible_python_interpreter }}", -m, k3sdaas_localnet.nitro.cli]
   environment:
     K3SDAAS_NITRO_SIM_STATE: /tmp/nitro-sim
 

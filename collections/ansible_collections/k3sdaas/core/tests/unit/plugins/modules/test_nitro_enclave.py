@@ -96,7 +96,7 @@ def test_cpu_lists_and_threads_per_core():
 
 
 def test_command_argv():
-    assert command_argv(["python3", "-m", "k3sdaas.localnet.nitro.cli"]) == ["python3", "-m", "k3sdaas.localnet.nitro.cli"]
+    assert command_argv(["python3", "-m", "k3sdaas_localnet.nitro.cli"]) == ["python3", "-m", "k3sdaas_localnet.nitro.cli"]
     assert command_argv("sudo 'nitro-cli'") == ["sudo", "nitro-cli"]
     with pytest.raises(NitroEnclaveError):
         command_argv([])

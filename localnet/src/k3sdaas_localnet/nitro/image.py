@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from k3sdaas.errors import InvalidInput
-from k3sdaas.localnet.nitro import cpio
+from k3sdaas_localnet.nitro import cpio
 from k3sdaas.nitro.eif import Measurements, SectionType, nitro_cli_sections, read_eif, write_eif
 
 SIMULATED_CLI_VERSION = "1.4.2"

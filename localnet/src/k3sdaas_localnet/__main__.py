@@ -10,8 +10,8 @@ import importlib
 import sys
 
 STAND_INS = {
-    "sui": ("k3sdaas.localnet.sui.cli", "a local Sui full node (gRPC, as pysui uses it)"),
-    "nitro-cli": ("k3sdaas.localnet.nitro.cli", "a nitro-cli compatible Nitro Enclaves simulator"),
+    "sui": ("k3sdaas_localnet.sui.cli", "a local Sui full node (gRPC, as pysui uses it)"),
+    "nitro-cli": ("k3sdaas_localnet.nitro.cli", "a nitro-cli compatible Nitro Enclaves simulator"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``k3sdaas.localnet.sui``: a moto-style stand-in for a Sui full node's gRPC API (pysui 1.5.1).
+"""``k3sdaas_localnet.sui``: a moto-style stand-in for a Sui full node's gRPC API (pysui 1.5.1).
 
 It serves the ``sui.rpc.v2`` services over TLS with pysui's own message classes, executes
 programmable transactions (SplitCoins, MergeCoins, TransferObjects, Publish, MoveCall) against a

@@ -27,7 +27,7 @@ from k3sdaas.attestation.document import (
 )
 from k3sdaas.attestation.nsm import NSM_REQUEST_MAX, recv_frame, send_frame
 from k3sdaas.errors import InvalidInput, Unavailable
-from k3sdaas.localnet.nitro.pki import SimulatedPki, issue_leaf
+from k3sdaas_localnet.nitro.pki import SimulatedPki, issue_leaf
 from k3sdaas.nitro.measure import PCR_BYTES, ZERO_PCR, extend
 
 MAX_PCRS = 32

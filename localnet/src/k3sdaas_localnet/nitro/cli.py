@@ -35,9 +35,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from k3sdaas.errors import InvalidInput
-from k3sdaas.localnet.nitro import docker
-from k3sdaas.localnet.nitro.image import SIMULATED_CLI_VERSION, build_eif, build_time, identity_metadata
-from k3sdaas.localnet.nitro.state import Allocator, EnclaveRecord, SimState, instance_id, state_dir
+from k3sdaas_localnet.nitro import docker
+from k3sdaas_localnet.nitro.image import SIMULATED_CLI_VERSION, build_eif, build_time, identity_metadata
+from k3sdaas_localnet.nitro.state import Allocator, EnclaveRecord, SimState, instance_id, state_dir
 from k3sdaas.nitro.eif import EifError, EifInfo, describe_eif, describe_identity, read_eif
 from k3sdaas.nitro.errors import error_block, error_code, error_message
 from k3sdaas.nitro.measure import measure_chunks
@@ -258,7 +258,7 @@ def _slot_uid() -> int:
 def _spawn_enclave_process(state: SimState, record: EnclaveRecord) -> int:
     with (state.root / "logs" / f"enclave-{record.slot}.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "k3sdaas.localnet.nitro.enclave_process", str(state.root), record.slot],
+            [sys.executable, "-m", "k3sdaas_localnet.nitro.enclave_process", str(state.root), record.slot],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
