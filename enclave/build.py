@@ -64,29 +64,35 @@ def pinned(requirement: str) -> str:
     raise BuildError(f"build-constraints.txt does not pin {requirement}")
 
 
-def without_scripts(pyproject: str) -> str:
-    """The enclave runs no console scripts, so the staged project declares none (they would name localnet)."""
-    return re.sub(r"(?ms)^\[project\.scripts\]\n.*?(?=^\[|\Z)", "", pyproject)
+# Tables of pyproject.toml that do not reach the runtime's wheel as the enclave installs it: it runs no console
+# scripts and installs no extras, and the tools' settings ([tool.ruff], [tool.pytest...]) change often.
+UNSTAGED_TABLES = re.compile(
+    r"(?ms)^\[\[?(?:project\.scripts|project\.optional-dependencies|tool\.(?!setuptools\b)[^\]]*)\]\]?\n.*?(?=^\[|\Z)"
+)
+
+
+def staged_pyproject(pyproject: str) -> str:
+    """The project metadata the enclave's wheel is built from: only what decides its content."""
+    return UNSTAGED_TABLES.sub("", pyproject)
 
 
 def stage_source(stage: Path) -> str:
-    """Copy the runtime without k3sdaas_localnet (the stand-ins never run in an enclave); return its digest.
+    """Copy the runtime (the stand-ins are another distribution, localnet/) into ``stage``; return its digest.
 
-    Modes are fixed and the README is replaced, so only the code itself reaches the measurement.
+    Files go in sorted order with fixed modes and the README is replaced, so only the code reaches the measurement.
     """
     digest = hashlib.sha256()
     source = REPO / "src" / "k3sdaas"
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
-        if not path.is_file() or relative.parts[0] == "localnet" or "__pycache__" in relative.parts \
-                or path.suffix == ".pyc":
+        if not path.is_file() or "__pycache__" in relative.parts or path.suffix == ".pyc":
             continue
         target = stage / "src" / "k3sdaas" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         target.chmod(0o644)
         digest.update(f"{relative}\0{sha256_file(path)}\n".encode())
-    (stage / "pyproject.toml").write_text(without_scripts((REPO / "pyproject.toml").read_text()))
+    (stage / "pyproject.toml").write_text(staged_pyproject((REPO / "pyproject.toml").read_text()))
     (stage / "README.md").write_text(STAGED_README)
     digest.update((stage / "pyproject.toml").read_bytes())
     return digest.hexdigest()
@@ -100,28 +106,30 @@ def build_wheels(stage: Path, wheels: Path) -> None:
     run([*pip, "--no-deps", pinned("pip")], env=env)
 
 
+def repository_inputs(stage: Path) -> dict[str, Any]:
+    """Stage the runtime; return the inputs taken from this repository, which are the same on every machine."""
+    return {
+        "source_sha256": stage_source(stage),
+        "context": {name: sha256_file(HERE / name) for name in CONTEXT_FILES},
+        "k3s_sha256": sha256_file(K3S_BINARY) if K3S_BINARY.is_file() else None,
+    }
+
+
 def prepare_context(context: Path) -> dict[str, Any]:
     """Fill the docker build context; return the inputs that decide the image's content."""
     stage = context.parent / "stage"
-    source_digest = stage_source(stage)
+    inputs = repository_inputs(stage)
     build_wheels(stage, context / "wheels")
     for name in CONTEXT_FILES:
         shutil.copyfile(HERE / name, context / name)
         (context / name).chmod(0o644)
     (context / "k3s").mkdir()
-    k3s_digest = None
     if K3S_BINARY.is_file():
         shutil.copyfile(K3S_BINARY, context / "k3s" / "k3s")
         (context / "k3s" / "k3s").chmod(0o755)
-        k3s_digest = sha256_file(K3S_BINARY)
-    wheel_digests = {path.name: sha256_file(path) for path in sorted((context / "wheels").glob("*.whl"))
-                     if not path.name.startswith("k3sdaas-")}  # the runtime's own wheel: see source_sha256
-    return {
-        "source_sha256": source_digest,
-        "wheels": wheel_digests,
-        "context": {name: sha256_file(HERE / name) for name in CONTEXT_FILES},
-        "k3s_sha256": k3s_digest,
-    }
+    inputs["wheels"] = {path.name: sha256_file(path) for path in sorted((context / "wheels").glob("*.whl"))
+                        if not path.name.startswith("k3sdaas-")}  # the runtime's own wheel: see source_sha256
+    return inputs
 
 
 def image_id(reference: str) -> str:

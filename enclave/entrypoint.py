@@ -18,6 +18,7 @@ If any child process exits, this process exits too, and the enclave terminates l
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -101,10 +102,8 @@ def pump(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for end, how in ((sink, socket.SHUT_WR), (source, socket.SHUT_RD)):
-            try:
+            with contextlib.suppress(OSError):
                 end.shutdown(how)
-            except OSError:
-                pass
 
 
 def forward(server: socket.socket, connect: Any, name: str) -> None:

@@ -3,7 +3,7 @@
 # Each gate runs even when an earlier one failed, so one run shows everything; the exit status is
 # non-zero when any gate failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
 bash scripts/setup.sh || { echo "FAILED: local environment setup"; exit 1; }
@@ -44,7 +44,62 @@ pytest_gate() {
   return "$status"
 }
 
+collection_build() {
+  # What a Galaxy or Automation Hub user gets: build the tarball, install it into an empty collections
+  # path (its dependencies come from the bundled `ansible` package on sys.path), then use it from there
+  # only, outside the repository so ansible.cfg's collections_path does not apply.
+  local tmp status
+  tmp=$(mktemp -d)
+  (
+    set -e
+    cd "$tmp"
+    export ANSIBLE_COLLECTIONS_PATH=$tmp/collections
+    ansible-galaxy collection build --output-path "$tmp/dist" "$collection"
+    ansible-galaxy collection install --offline -p "$tmp/collections" "$tmp"/dist/k3sdaas-core-*.tar.gz
+    installed=$tmp/collections/ansible_collections/k3sdaas/core
+    for module in "$installed"/plugins/modules/*.py; do
+      module=$(basename "$module" .py)
+      ansible-doc --json "k3sdaas.core.$module" >"$tmp/doc.json"
+      # the documentation must come from the installed tarball, not from the working tree
+      grep -q "\"filename\": \"$installed/plugins/modules/$module.py\"" "$tmp/doc.json" ||
+        { echo "ansible-doc k3sdaas.core.$module did not read $installed"; exit 1; }
+    done
+    ansible-doc --list k3sdaas.core
+    # One module for real, in a state that touches nothing: no enclave to remove in an empty simulator.
+    K3SDAAS_NITRO_SIM_STATE=$tmp/sim ansible localhost -m k3sdaas.core.nitro_enclave \
+      -e "ansible_python_interpreter=$root/.venv/bin/python" \
+      -a "{\"state\": \"absent\", \"eif_path\": \"$tmp/none.eif\", \"nitro_cli\": [\"$root/.venv/bin/python\", \"-m\", \"k3sdaas_localnet.nitro.cli\"]}" |
+      tee "$tmp/run.txt"
+    grep -q '"changed": false' "$tmp/run.txt"
+  )
+  status=$?
+  rm -rf "$tmp"
+  return "$status"
+}
+
+shell_scripts() {
+  # Every tracked shell script: *.sh and extension-less scripts with a sh/bash shebang (e.g. .ci/run).
+  local file
+  while IFS= read -r -d '' file; do
+    [[ -f $file ]] || continue
+    if [[ $file == *.sh ]] || head -n 1 "$file" | grep -qE '^#!.*[/ ](ba)?sh$'; then
+      printf '%s\0' "$file"
+    fi
+  done < <(git ls-files -z)
+}
+
+lint() {
+  # ruff and mypy read their settings (rules, files, justified exclusions) from pyproject.toml.
+  local status=0
+  ruff check src localnet/src benchmarks tests enclave "$collection/plugins" || status=1
+  mypy || status=1
+  shell_scripts | xargs -0 shellcheck -x || status=1
+  return "$status"
+}
+
 gate ansible-lint ansible-lint --profile production
+gate lint lint
+gate collection-build collection_build
 gate sanity ansible_test sanity --venv --python 3.11 --requirements
 gate units ansible_test units --local --python 3.11
 gate move bash move/check.sh

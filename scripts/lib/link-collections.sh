@@ -9,7 +9,7 @@
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$repo/scripts/lib/common.sh"
 python=${1:-$repo/.venv/bin/python}
 target_root=$repo/collections/ansible_collections

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from k3sdaas.nitro.measure import measure_string
 from k3sdaas_localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
 from k3sdaas_localnet.nitro.pki import SimulatedPki
-from k3sdaas.nitro.measure import measure_string
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nitro" / "attestation"
 INSTANCE_ID = "i-0a1b2c3d4e5f60718"

@@ -117,7 +117,7 @@ def test_path_length_is_enforced(pki):
     )
     leaf = _leaf(pki, [LEAF_BC, LEAF_USAGE], issuer=extra)
     with pytest.raises(ChainError, match=r"cabundle\[3\] allows 0 CAs below it"):
-        _verify(_document(pki, leaf, pki.cabundle() + [extra.der]), pki)
+        _verify(_document(pki, leaf, [*pki.cabundle(), extra.der]), pki)
 
 
 def test_intermediate_without_ca_flag_is_refused(pki):
@@ -129,7 +129,7 @@ def test_intermediate_without_ca_flag_is_refused(pki):
         [(x509.BasicConstraints(ca=False, path_length=None), True)],
     )
     leaf = _leaf(pki, [LEAF_BC, LEAF_USAGE], issuer=fake)
-    bundle = pki.cabundle()[:3] + [fake.der]
+    bundle = [*pki.cabundle()[:3], fake.der]
     with pytest.raises(ChainError, match=r"cabundle\[3\] is not a CA"):
         _verify(_document(pki, leaf, bundle), pki)
 

@@ -19,8 +19,8 @@ from k3sdaas.attestation import (
     verify_attestation,
 )
 from k3sdaas.attestation.cose import decode_sign1
-from k3sdaas_localnet.nitro.pki import SimulatedPki
 from k3sdaas.nitro.measure import measure_string
+from k3sdaas_localnet.nitro.pki import SimulatedPki
 
 PCR0 = "f4d48b81a460c9916d1e685119074bf24660afd3e34fae9fca0a0d28d9d5599936332687e6f66fc890ac8cf150142d8b"
 PCR1 = "bcdf05fefccaa8e55bf2c8d6dee9e79bbff31e34bf28a99aa19e6b29c37ee80b214a414b7607236edf26fcb78654e63f"

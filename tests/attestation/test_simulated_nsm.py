@@ -24,9 +24,9 @@ from k3sdaas.attestation.nsm import (
     open_transport,
 )
 from k3sdaas.errors import InvalidInput
+from k3sdaas.nitro.measure import ZERO_PCR, extend, measure_string
 from k3sdaas_localnet.nitro.nsm_sim import NsmServer
 from k3sdaas_localnet.nitro.pki import load_or_create
-from k3sdaas.nitro.measure import ZERO_PCR, extend, measure_string
 
 from .conftest import INSTANCE_ID, MODULE_ID
 

@@ -11,15 +11,14 @@ import dataclasses
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers.playbook import REPO, VENV_BIN, run_playbook
+
 PLAYBOOK = REPO / "tests" / "playbooks" / "aws_hosts.yml"
 EXAMPLE_INVENTORY = REPO / "inventories" / "aws.example"
-BIN = REPO / ".venv" / "bin"
 REGION = "us-east-1"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -61,15 +60,6 @@ def linux_image_id(ec2: Any) -> str:
     return images[0]["ImageId"]
 
 
-def _failure(report: dict[str, Any]) -> dict[str, Any] | None:
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for result in task["hosts"].values():
-                if result.get("failed"):
-                    return result
-    return None
-
-
 def play(
     aws_env: dict[str, str],
     variables: dict[str, Any],
@@ -79,26 +69,16 @@ def play(
 ) -> Run:
     # SSH to moto's made-up addresses cannot work; the rest of the role runs as in production.
     extra_vars = {"aws_hosts_wait_for_ssh": False, **variables}
-    command = [str(BIN / "ansible-playbook"), "-i", inventory, playbook, "-e", json.dumps(extra_vars)]
-    if check:
-        command.append("--check")
-    env = {**aws_env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        report = json.loads(completed.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"ansible-playbook printed no JSON (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
-        )
+    run = run_playbook(playbook, extra_vars=extra_vars, inventory=inventory, check=check, env=aws_env, timeout=120)
     groups: dict[str, list[str]] = {}
     hostvars: dict[str, dict[str, Any]] = {}
-    for each in report["plays"]:
+    for each in run.report["plays"]:
         for task in each["tasks"]:
             if task["task"]["name"] == "Report the inventory groups":
                 groups = task["hosts"]["localhost"]["msg"]
             elif task["task"]["name"] == "Report each host's connection variables":
                 hostvars.update({host: result["msg"] for host, result in task["hosts"].items()})
-    return Run(report["stats"]["localhost"]["changed"], _failure(report), groups, hostvars)
+    return Run(run.stats["localhost"]["changed"], run.first_failure(), groups, hostvars)
 
 
 def teardown(aws_env: dict[str, str], check: bool = False) -> Run:
@@ -124,7 +104,7 @@ def tags_of(instance: dict[str, Any]) -> dict[str, str]:
 
 def example_inventory(aws_env: dict[str, str]) -> dict[str, Any]:
     completed = subprocess.run(
-        [str(BIN / "ansible-inventory"), "-i", str(EXAMPLE_INVENTORY), "--list"],
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(EXAMPLE_INVENTORY), "--list"],
         cwd=REPO,
         env=aws_env,
         capture_output=True,

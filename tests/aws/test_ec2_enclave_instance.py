@@ -7,15 +7,12 @@ Each test uses its own parent name, so tests share one server without seeing eac
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers.playbook import REPO, run_playbook
+
 PLAYBOOK = REPO / "tests" / "playbooks" / "aws_enclave_parent.yml"
 CLUSTER = "moto"
 
@@ -40,18 +37,8 @@ def run_module(endpoint: str, image_id: str, name: str, check: bool = False, **e
         "parent_image_id": image_id,
         **extra,
     }
-    command = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK), "-e", json.dumps(extra_vars)]
-    if check:
-        command.append("--check")
-    env = {**os.environ, **CREDENTIALS, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_NOCOLOR": "1"}
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        report = json.loads(completed.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"ansible-playbook printed no JSON (rc {completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
-        )
-    result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    run = run_playbook(PLAYBOOK, extra_vars=extra_vars, check=check, env=CREDENTIALS, timeout=120)
+    _task, result = next(run.results())
     return Outcome(changed=bool(result.get("changed")), failed=bool(result.get("failed")), result=result)
 
 

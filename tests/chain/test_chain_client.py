@@ -26,6 +26,7 @@ from k3sdaas.chain import (
     load_build_output,
     read_new_events,
 )
+from helpers.sui import no_transaction_reaches
 from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import SUI, new_signer
@@ -125,15 +126,16 @@ async def test_abort_codes_reach_the_caller_typed(client: ChainClient, node_id: 
     assert anchored.value.abort.name == "ETimestampOutOfWindow"
 
 
-async def test_client_side_validation_sends_nothing(client: ChainClient) -> None:
-    with pytest.raises(InsufficientStake):
-        await client.stake("w", SUI // 2 - 1)
-    with pytest.raises(InvalidArgument):
-        await client.stake("x" * 65, SUI)
-    with pytest.raises(InvalidArgument):
-        await client.slash("0x1", 0, "r")
-    with pytest.raises(InvalidArgument):
-        await client.update_pcrs(b"\x01" * 47, b"\x01" * 48, b"\x01" * 48)
+async def test_client_side_validation_sends_nothing(client: ChainClient, node: LocalNode) -> None:
+    with no_transaction_reaches(node, reads=False):
+        with pytest.raises(InsufficientStake):
+            await client.stake("w", SUI // 2 - 1)
+        with pytest.raises(InvalidArgument):
+            await client.stake("x" * 65, SUI)
+        with pytest.raises(InvalidArgument):
+            await client.slash("0x1", 0, "r")
+        with pytest.raises(InvalidArgument):
+            await client.update_pcrs(b"\x01" * 47, b"\x01" * 48, b"\x01" * 48)
 
 
 async def test_wrong_owner_cannot_refresh_or_unstake(client: ChainClient, node_id: str, settings_for: Settings,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from k3sdaas.chain import Signer
+from helpers.sui import no_transaction_reaches
 from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import REPO, SUI, new_signer
@@ -78,6 +79,17 @@ def test_errors_playbook(node: LocalNode, build_output: Path, tmp_path: Path) ->
 def test_check_mode_sends_nothing(node: LocalNode, build_output: Path, tmp_path: Path) -> None:
     operator = new_signer()
     node.faucet(operator.address, 10 * SUI)
-    changed, failed, output = run_playbook("sui_check_mode.yml", node, key_file(tmp_path, operator),
-                                           build_output=str(build_output))
+    with no_transaction_reaches(node):
+        changed, failed, output = run_playbook("sui_check_mode.yml", node, key_file(tmp_path, operator),
+                                               build_output=str(build_output))
     assert (changed, failed) == (2, 0), output
+
+
+@pytest.mark.slow
+def test_check_mode_decides_as_the_real_run(node: LocalNode, build_output: Path, tmp_path: Path) -> None:
+    operator = new_signer()
+    node.faucet(operator.address, 100 * SUI)
+    changed, failed, output = run_playbook("sui_check_mode_decides.yml", node, key_file(tmp_path, operator),
+                                           build_output=str(build_output))
+    assert failed == 0, output
+    assert changed == 7, output  # publish, two stakes, two slashes, the pool and the unstake (both in check mode)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers.playbook import REPO, run_playbook
+
 PLAYBOOK = REPO / "tests" / "playbooks" / "nitro_enclave.yml"
 SIM = [sys.executable, "-m", "k3sdaas_localnet.nitro.cli"]
 SIM_IMAGES = "k3sdaas-nitro-sim/eif"
@@ -30,7 +31,7 @@ ALLOCATOR = "memory_mib: 1024\ncpu_count: 2\n"
 def _libraries(binary: str) -> list[str]:
     """The shared objects a host binary loads (ldd), so it can run in an image without a distribution."""
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    return sorted({path for path in re.findall(r"(/\S+)\s+\(0x", out)})
+    return sorted(set(re.findall(r"(/\S+)\s+\(0x", out)))
 
 
 def tiny_rootfs(version: str) -> bytes:
@@ -62,7 +63,8 @@ class Sim:
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, K3SDAAS_NITRO_SIM_STATE=str(self.state), K3SDAAS_NITRO_SIM_ALLOCATOR=str(self.allocator))
+        return dict(os.environ, K3SDAAS_NITRO_SIM_STATE=str(self.state),
+                    K3SDAAS_NITRO_SIM_ALLOCATOR=str(self.allocator))
 
     def describe(self) -> list[dict[str, Any]]:
         done = subprocess.run([*SIM, "describe-enclaves"], env=self.env, capture_output=True, text=True, check=True)
@@ -125,19 +127,14 @@ def steps(sim: Sim, tmp_path: Path) -> Callable[..., list[Step]]:
     def run(*calls: dict[str, Any]) -> list[Step]:
         result_file = tmp_path / f"result-{next(counter)}.json"
         extra = {
-            "ansible_python_interpreter": sys.executable,
             "nitro_sim_state": str(sim.state),
             "enclave_allocator_file": str(sim.allocator),
             "enclave_eif_path": str(tmp_path / "app.eif"),
             "enclave_steps": list(calls),
             "result_file": str(result_file),
         }
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-        command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
-                   "-e", json.dumps(extra), str(PLAYBOOK)]
-        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-        output = done.stdout + done.stderr
+        done = run_playbook(PLAYBOOK, extra_vars=extra, local=True, json_report=False)
+        output = done.output
         assert done.returncode == 0 and result_file.exists(), output
         results = json.loads(result_file.read_text())
         assert len(results) == len(calls), output

@@ -82,7 +82,8 @@ def enclave(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict]:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     env = dict(os.environ, K3SDAAS_ENCLAVE_CONFIG=str(tmp_path / "vsock.json"), K3SDAAS_VSOCK_DIR=str(vsock),
-               K3SDAAS_HOSTS_FILE=str(hosts), K3SDAAS_K3S_BINARY=str(getattr(request, "param", None) or tmp_path / "no-k3s"))
+               K3SDAAS_HOSTS_FILE=str(hosts),
+               K3SDAAS_K3S_BINARY=str(getattr(request, "param", None) or tmp_path / "no-k3s"))
     process = subprocess.Popen([sys.executable, str(ENTRYPOINT)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     parent = echo_parent(vsock / "connect-3-8101.sock")

@@ -102,7 +102,7 @@ def test_bad_input_names_the_field_and_changes_nothing(steps, sim, tiny_image, t
     ]
     results = steps(*[{"state": "running", "docker_uri": image, "memory_mib": 256, **options}
                       for options, _field, _message in cases])
-    for failed, (_options, field, message) in zip(results, cases):
+    for failed, (_options, field, message) in zip(results, cases, strict=True):
         assert failed.failed and failed.result["field"] == field, failed.output
         assert message in failed.result["msg"] and not failed.changed
     assert not (tmp_path / "app.eif").exists() and sim.describe() == []

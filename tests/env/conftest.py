@@ -4,9 +4,7 @@ reach the tests as the `env_tools` fixture rather than by import."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,16 +12,17 @@ from typing import Any
 
 import pytest
 
+from helpers.playbook import REPO, VENV_BIN, ansible_env, run_playbook
+
 
 class EnvTools:
     """Runs the repo's tools the way a user does: from the repo root, with the venv first on PATH."""
 
-    repo = Path(__file__).resolve().parents[2]
-    venv_bin = Path(sys.executable).parent
+    repo = REPO
+    venv_bin = VENV_BIN
 
     def env(self, **extra: str) -> dict[str, str]:
-        path = f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, "ANSIBLE_NOCOLOR": "1", **extra}
+        return ansible_env(**extra)
 
     def run(
         self, args: Sequence[str | Path], *, check: bool = True, **extra_env: str
@@ -42,12 +41,10 @@ class EnvTools:
         return result
 
     def run_playbook(self, playbook: str | Path, *args: str) -> dict[str, dict[str, int]]:
-        """Run a playbook with the JSON callback; returns the per-host stats (ok, changed, failures...)."""
-        result = self.run(
-            [self.venv_bin / "ansible-playbook", playbook, *args], ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"
-        )
-        stats: dict[str, dict[str, int]] = json.loads(result.stdout)["stats"]
-        return stats
+        """Run a playbook that must succeed; returns the per-host stats (ok, changed, failures...)."""
+        run = run_playbook(playbook, *args)
+        assert run.returncode == 0, f"{playbook} exited {run.returncode}\n{run.output}"
+        return run.stats
 
     def bash_lib(self, snippet: str) -> str:
         """Output of a bash snippet run after sourcing scripts/lib/common.sh."""
@@ -77,10 +74,3 @@ class EnvTools:
 @pytest.fixture(scope="session")
 def env_tools() -> EnvTools:
     return EnvTools()
-
-
-@pytest.fixture(scope="session")
-def docker_engine(env_tools: EnvTools) -> None:
-    """Docker tests fail (not skip) without an engine: scripts/setup.sh is meant to have run."""
-    if env_tools.run(["docker", "info"], check=False).returncode != 0:
-        pytest.fail("Docker engine not reachable: run scripts/setup.sh first, or deselect with -m 'not docker'")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from helpers.playbook import run_playbook
+
 if TYPE_CHECKING:  # the fixture's class; pytest's importlib mode cannot import conftest at run time
     from conftest import EnvTools
 
@@ -27,9 +29,6 @@ def test_second_deploy_changes_nothing_and_nodes_know_their_role(env_tools: EnvT
 
 
 def test_deploy_refuses_an_unknown_infrastructure(env_tools: EnvTools) -> None:
-    result = env_tools.run(
-        [env_tools.venv_bin / "ansible-playbook", "playbooks/deploy-all.yml", "-e", "k3sdaas_infrastructure=gcp"],
-        check=False,
-    )
+    result = run_playbook("playbooks/deploy-all.yml", extra_vars={"k3sdaas_infrastructure": "gcp"}, json_report=False)
     assert result.returncode != 0
     assert "k3sdaas_infrastructure must be 'local' or 'aws'" in result.stdout

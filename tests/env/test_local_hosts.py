@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from helpers.playbook import run_playbook
+
 if TYPE_CHECKING:  # the fixture's class; pytest's importlib mode cannot import conftest at run time
     from conftest import EnvTools
 
@@ -86,8 +88,6 @@ def test_present_starts_unprivileged_systemd_hosts_and_absent_removes_them(
 def test_bad_input_fails_naming_the_field(
     env_tools: EnvTools, play: Path, tmp_path: Path, variables: dict[str, Any], field: str
 ) -> None:
-    result = env_tools.run(
-        [env_tools.venv_bin / "ansible-playbook", "--check", play, "-e", extra_vars(tmp_path, variables)], check=False
-    )
+    result = run_playbook(play, "-e", extra_vars(tmp_path, variables), check=True, json_report=False)
     assert result.returncode != 0
     assert field in result.stdout

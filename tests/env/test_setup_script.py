@@ -21,11 +21,6 @@ def test_shell_script_parses(env_tools: EnvTools, script: str) -> None:
     env_tools.run(["bash", "-n", script])
 
 
-@pytest.mark.parametrize("script", SHELL_SCRIPTS)
-def test_shell_script_passes_shellcheck(env_tools: EnvTools, script: str) -> None:
-    env_tools.run(["shellcheck", "-x", script])  # shellcheck comes with scripts/setup.sh
-
-
 def test_content_hash_tracks_bytes_and_names_but_not_location(env_tools: EnvTools, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

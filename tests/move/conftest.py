@@ -13,7 +13,7 @@ MOVE_DIR = REPO / "move"
 
 Constants = dict[str, int | bytes]
 
-_CONST = re.compile(r"const\s+(\w+)\s*:\s*([\w<>]+)\s*=\s*(.*?);", re.S)
+_CONST = re.compile(r"const\s+(\w+)\s*:\s*([\w<>]+)\s*=\s*(.*?);", re.DOTALL)
 
 
 def parse_move_value(literal: str) -> int | bytes:

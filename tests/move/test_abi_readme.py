@@ -53,8 +53,8 @@ class MoveModule:
     emitted: set[str] = field(default_factory=set)
 
 
-_FUNCTION = re.compile(r"((?:#\[[^\]]*\]\s*)*)public fun (\w+)\s*(?:<[^(]*>)?\s*\((.*?)\)", re.S)
-_STRUCT = re.compile(r"public struct (\w+)(?:<[^>{]*>)?\s*(?:has ([\w, ]+?))?\s*\{(.*?)\}", re.S)
+_FUNCTION = re.compile(r"((?:#\[[^\]]*\]\s*)*)public fun (\w+)\s*(?:<[^(]*>)?\s*\((.*?)\)", re.DOTALL)
+_STRUCT = re.compile(r"public struct (\w+)(?:<[^>{]*>)?\s*(?:has ([\w, ]+?))?\s*\{(.*?)\}", re.DOTALL)
 _ERROR = re.compile(r"const (E[A-Z][a-z]\w*): u64 = (\d+);")
 _EMIT = re.compile(r"event::emit\((\w+) \{")
 
@@ -98,8 +98,8 @@ class StructSpec:
     fields: list[str]
 
 
-_SECTION = re.compile(r"^## Module `k3s_daas::(\w+)`", re.M)
-_ROW = re.compile(r"^\| `(\w+)` \| `([^`]*)` \| (.*) \| (.*) \|$", re.M)
+_SECTION = re.compile(r"^## Module `k3s_daas::(\w+)`", re.MULTILINE)
+_ROW = re.compile(r"^\| `(\w+)` \| `([^`]*)` \| (.*) \| (.*) \|$", re.MULTILINE)
 _ABORT = re.compile(r"`(E\w+)` \((\d+)\)")
 _SPEC = re.compile(r"`(\w+)(?:<[^`>]*>)?(?: has ([\w, ]+))? \{ ([^`{}]*) \}`")
 

@@ -17,8 +17,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from k3sdaas_localnet.nitro import cpio
-from k3sdaas_localnet.nitro.image import STAND_IN_KERNEL, X86_64_CMDLINE, bootstrap_ramdisk, build_eif, read_application
 from k3sdaas.nitro.eif import (
     HEADER,
     EifError,
@@ -29,6 +27,8 @@ from k3sdaas.nitro.eif import (
     read_eif,
     write_eif,
 )
+from k3sdaas_localnet.nitro import cpio
+from k3sdaas_localnet.nitro.image import STAND_IN_KERNEL, X86_64_CMDLINE, bootstrap_ramdisk, build_eif, read_application
 
 from .conftest import APP_FILES, golden, rootfs_tar
 

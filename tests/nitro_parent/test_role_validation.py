@@ -7,15 +7,13 @@ nothing would be changed even outside check mode). Converging the role for real 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers.playbook import PlaybookRun, run_playbook
+
 PLAY = """\
 - name: Validate nitro_parent variables
   hosts: localhost
@@ -31,18 +29,10 @@ pytestmark = pytest.mark.slow
 SIMULATED = {"nitro_parent_simulated": True, "nitro_parent_vsock_proxy_remote_host": "kms.us-east-1.amazonaws.com"}
 
 
-def run_role(tmp_path: Path, variables: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def run_role(tmp_path: Path, variables: dict[str, Any]) -> PlaybookRun:
     playbook = tmp_path / "validate.yml"
     playbook.write_text(PLAY)
-    return subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "--check", str(playbook), "-e", json.dumps(variables)],
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_playbook(playbook, extra_vars=variables, check=True, json_report=False, timeout=120)
 
 
 @pytest.mark.parametrize(

@@ -103,9 +103,11 @@ def verify_chain(
     """Verify leaf -> root at time ``at``; returns the chain leaf first. CRLs are not consulted (as AWS advises)."""
     check_pinned_root(cabundle, root)
     positions = [LEAF] + [f"cabundle[{index}]" for index in range(len(cabundle) - 1, -1, -1)]
-    chain = [certificate] + [parse_certificate(der, pos) for der, pos in zip(reversed(cabundle), positions[1:])]
+    chain = [certificate] + [
+        parse_certificate(der, pos) for der, pos in zip(reversed(cabundle), positions[1:], strict=True)
+    ]
     _check_leaf(certificate)
-    for depth, (cert, position) in enumerate(zip(chain, positions)):
+    for depth, (cert, position) in enumerate(zip(chain, positions, strict=True)):
         _check_validity(cert, position, at)
         if depth > 0:
             _check_ca(cert, position, cas_below=depth - 1)

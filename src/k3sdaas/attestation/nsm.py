@@ -70,7 +70,7 @@ class DeviceTransport:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
             try:
-                fcntl.ioctl(fd, NSM_IOCTL_REQUEST, message)  # type: ignore[call-overload]
+                fcntl.ioctl(fd, NSM_IOCTL_REQUEST, message)
             finally:
                 os.close(fd)
         except OSError as exc:

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from k3sdaas.errors import InvalidInput
 
-# https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip (root.pem); equal to cabundle[0] of real documents.
+# https://aws-nitro-enclaves.amazonaws.com/AWS_NitroEnclaves_Root-G1.zip (root.pem);
+# equal to cabundle[0] of real documents.
 AWS_NITRO_ROOT_G1_PEM = b"""\
 -----BEGIN CERTIFICATE-----
 MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL

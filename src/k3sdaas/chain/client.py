@@ -1,9 +1,10 @@
 """``ChainClient``: every operation on the k3s_daas package, over pysui's gRPC client.
 
 Writes are programmable transactions built by pysui (``move_call`` asks the node for the function's
-signature, so arguments are encoded as the package declares them). The pool's stake records are
-read from the package's own events (see :mod:`.index`), so the client never depends on how a node
-stores ``Table`` entries.
+signature, so arguments are encoded as the package declares them). A token's stake record is read
+directly: its ``Table`` entry is a dynamic-field object whose id is derived from the token id (see
+:mod:`.pool`), one ``GetObject`` whatever the pool's size. Events (:mod:`.index`) serve history and
+following changes: slash reasons, unstaked nodes.
 
 Transactions of one client are sent one at a time: they share the signer's gas coins, and two
 transactions built on the same coin version would make the second one stale.
@@ -41,14 +42,20 @@ from .errors import (
     TransactionRejected,
     abort_error,
 )
+from .dynamic_fields import derive_dynamic_field_id, uleb128
 from .index import PoolIndex
 from .keys import normalize_address
+from .pool import ID_TYPE, NODE_KEY_TYPE, StakeRecordEntry, decode_node_entry, decode_record, id_bcs, node_key_bcs
 from .models import ChainEvent, Deployment, PoolState, SealToken, TxOutcome
-from .transport import RETRYABLE_STATUS, ChainSettings, build_pysui_client, ok_data, with_retries
+from .transport import RETRYABLE_STATUS, ChainSettings, build_pysui_client, ok_data, open_client, with_retries
 
 # Gas a k3s_daas transaction costs on a real network is ~0.002-0.01 SUI; keep this much headroom
 # when checking that the signer can pay a stake before building it.
 GAS_HEADROOM_MIST = MIST_PER_SUI // 20
+# Sui protocol limits (ProtocolConfig): a pure argument must be below 16 KiB, a signed transaction at most 128 KiB.
+MAX_PURE_ARGUMENT_BYTES = 16 * 1024
+MAX_TX_BYTES = 128 * 1024
+ErrorKind = sui_prot.ExecutionErrorExecutionErrorKind
 
 
 def encode_node_id(node_id: str | bytes) -> bytes:
@@ -58,6 +65,17 @@ def encode_node_id(node_id: str | bytes) -> bytes:
         raise InvalidArgument(
             f"node_id must be 1 to {abi.MAX_NODE_ID_BYTES} bytes, got {len(raw)}", field="node_id"
         )
+    return raw
+
+
+def pure_bytes(value: str | bytes, field: str) -> bytes:
+    """A ``vector<u8>`` argument, refused before signing when its BCS (length prefix + bytes) reaches Sui's
+    16 KiB ``max_pure_argument_size``: the node would reject the whole transaction."""
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    size = len(uleb128(len(raw))) + len(raw)
+    if size >= MAX_PURE_ARGUMENT_BYTES:
+        raise InvalidArgument(f"{field} is {len(raw)} bytes; a Sui transaction argument must stay below "
+                              f"{MAX_PURE_ARGUMENT_BYTES} bytes (max_pure_argument_size)", field=field)
     return raw
 
 
@@ -77,14 +95,25 @@ def json_value(value: Any) -> Any:
     return value
 
 
+# A publish transaction is at most 128 KiB on Sui; its JSON with base64 modules is well under this.
+MAX_BUILD_OUTPUT_BYTES = 1 << 20
+
+
 def load_build_output(path: str | Path) -> tuple[list[bytes], list[str]]:
     """Modules and dependencies from ``sui move build --dump-bytecode-as-base64`` output (JSON)."""
+    source = Path(path)
+    if source.exists() and (not source.is_file() or source.stat().st_size > MAX_BUILD_OUTPUT_BYTES):
+        raise InvalidArgument(f"build output {str(path)!r} must be a regular file of at most "
+                              f"{MAX_BUILD_OUTPUT_BYTES} bytes", field="build_output")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(source.read_text(encoding="utf-8"))
         modules = [base64.b64decode(m, validate=True) for m in data["modules"]]
         dependencies = [normalize_address(d, "dependencies") for d in data.get("dependencies", [])]
     except FileNotFoundError:
         raise InvalidArgument(f"build output {str(path)!r} does not exist", field="build_output") from None
+    except OSError as exc:
+        raise InvalidArgument(f"build output {str(path)!r} cannot be read: {exc.strerror}",
+                              field="build_output") from None
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidArgument(
             f"build output {str(path)!r} is not `sui move build --dump-bytecode-as-base64` JSON: {exc}",
@@ -104,13 +133,19 @@ def dump_build_output(modules: Sequence[bytes], dependencies: Sequence[str]) -> 
 class ChainClient:
     """Async client for one signer and (once known) one deployment of the package."""
 
-    def __init__(self, settings: ChainSettings, deployment: Deployment | None = None) -> None:
+    def __init__(self, settings: ChainSettings, deployment: Deployment | None = None, *, dry_run: bool = False
+                 ) -> None:
+        """``dry_run``: transactions are simulated by the node (SimulateTransaction) instead of executed;
+        reads then see the objects the simulations wrote, so a dry run answers as the real run would."""
         self.settings = settings
         self.deployment = deployment
+        self.dry_run = dry_run
+        self._simulated: dict[str, sui_prot.Object | None] = {}  # dry run: object id -> as written (None: deleted)
         self._client: GrpcProtocolClient | None = None
         self._tx_lock = asyncio.Lock()
         self._token_cache: dict[str, tuple[float, SealToken]] = {}
         self._index: PoolIndex | None = None
+        self._tables: dict[str, tuple[str, str]] = {}  # pool id -> (records table id, nodes table id)
 
     # ----- connection -----------------------------------------------------------------------------
 
@@ -130,7 +165,7 @@ class ChainClient:
         client = build_pysui_client(self.settings)
 
         async def init() -> None:
-            await client.__aenter__()  # reads the protocol config; under our timeout and retries
+            await open_client(client, self.settings)  # reads the protocol config; under our timeout and retries
 
         try:
             await with_retries(self.settings, "connect", init)
@@ -172,6 +207,11 @@ class ChainClient:
 
     async def get_object(self, object_id: str, *, field_name: str = "object_id") -> sui_prot.Object:
         oid = normalize_address(object_id, field_name)
+        if oid in self._simulated:
+            simulated = self._simulated[oid]
+            if simulated is None:
+                raise ObjectNotFound(f"object {oid} is deleted by the simulated transaction", field=field_name)
+            return simulated
         try:
             obj = await self._query(cmd.GetObject(object_id=oid), f"read object {oid}")
         except ObjectNotFound:
@@ -204,9 +244,39 @@ class ChainClient:
     # ----- transactions ---------------------------------------------------------------------------
 
     async def _transact(self, what: str, build: Callable[[Any], Awaitable[None]]) -> TxOutcome:
-        """Build, sign and execute one transaction; a Move abort becomes its typed error."""
+        """Build, sign and execute one transaction (simulate it, in a dry run); a Move abort becomes its typed
+        error."""
         async with self._tx_lock:
+            if self.dry_run:
+                return await self.simulate(what, build)
             return await self.submit(await self.sign(what, build), what)
+
+    async def simulate(self, what: str, build: Callable[[Any], Awaitable[None]]) -> TxOutcome:
+        """Run the transaction on the node without committing it (``SimulateTransaction``, the node choosing
+        gas): the node's own checks and execution decide, so failures are the real run's typed errors.
+        The objects it would write are remembered and read back by this client."""
+
+        async def attempt() -> sui_prot.SimulateTransactionResponse:
+            txn = await self.pysui.transaction()
+            await build(txn)
+            try:
+                kind = await txn.raw_kind()
+            except ValueError as exc:
+                raise self._build_error(what, exc) from None
+            request = rn.SimulateTransactionKind(transaction=kind, sender=self.address)
+            return ok_data(await self.pysui.execute_grpc_request(request=request), what)
+
+        try:
+            response = await with_retries(self.settings, what, attempt)
+        except TransactionRejected as exc:
+            raise self._rejection(what, str(exc)) from None
+        executed = response.transaction
+        outcome = self._outcome(what, executed)
+        for obj in executed.objects.objects if executed.objects else []:
+            self._simulated[normalize_address(obj.object_id or "", "object_id")] = obj
+        self._simulated.update(dict.fromkeys(outcome.deleted))
+        self._token_cache.clear()
+        return outcome
 
     async def sign(self, what: str, build: Callable[[Any], Awaitable[None]]) -> dict[str, Any]:
         """Build and sign a transaction without sending it (``tx_bytestr`` and ``sig_array``)."""
@@ -215,9 +285,15 @@ class ChainClient:
             txn = await self.pysui.transaction()
             await build(txn)
             try:
-                return await txn.build_and_sign()
+                signed: dict[str, Any] = await txn.build_and_sign()
             except ValueError as exc:
                 raise self._build_error(what, exc) from None
+            size = len(base64.b64decode(signed["tx_bytestr"])) + sum(len(base64.b64decode(s))
+                                                                    for s in signed["sig_array"])
+            if size > MAX_TX_BYTES:
+                raise InvalidArgument(f"{what}: the signed transaction is {size} bytes, above Sui's "
+                                      f"{MAX_TX_BYTES} (max_tx_size_bytes)")
+            return signed
 
         return await with_retries(self.settings, what, build_signed)
 
@@ -227,24 +303,40 @@ class ChainClient:
         async def execute() -> sui_prot.ExecutedTransaction:
             return ok_data(await self.pysui.execute(command=cmd.ExecuteTransaction(**signed)), what)
 
-        executed = await with_retries(self.settings, what, execute)
+        try:
+            executed = await with_retries(self.settings, what, execute)
+        except TransactionRejected as exc:
+            raise self._rejection(what, str(exc)) from None
         self._token_cache.clear()
         return self._outcome(what, executed)
+
+    def _rejection(self, what: str, text: str) -> ChainError:
+        """A transaction the node refused before executing it. Sui answers these with a message only, so
+        they are told apart by Sui's own ``UserInputError`` texts."""
+        if "Dependent package not found on-chain" in text:
+            return ObjectNotFound(f"{what}: the package is not published on this network: {text}", field="package_id")
+        if "Could not find the referenced object" in text:
+            return ObjectNotFound(f"{what}: {text}")
+        if "Balance of gas object" in text or "Gas budget:" in text:
+            return InsufficientBalance(f"{what}: {self.address} cannot pay for gas: {text}")
+        if "Size limit exceeded" in text:
+            return InvalidArgument(f"{what}: the transaction is over a Sui protocol limit: {text}")
+        if "not owned by" in text:
+            return NotOwner(f"{what}: the node refused: {text}", field="key_file")
+        return TransactionRejected(f"{what}: the node refused the transaction: {text}")
 
     def _build_error(self, what: str, exc: ValueError) -> ChainError:
         """pysui reports failed RPCs during a build as ValueError text; recover what kind of failure it was."""
         text = str(exc)
         if any(status.name in text for status in RETRYABLE_STATUS):
             return RpcUnavailable(f"{what}: {text}")
-        if "not owned by" in text:
-            return NotOwner(f"{what}: the node refused: {text}", field="key_file")
-        if "INVALID_ARGUMENT" in text:
-            return TransactionRejected(f"{what}: the node refused the transaction: {text}")
-        if "not found" in text.lower() or "inaccessible" in text:
-            return ObjectNotFound(f"{what}: {text}")
         if "Unresolvable target" in text:
             return ObjectNotFound(f"{what}: the package has no such function ({text}); check package_id",
                                   field="package_id")
+        if "INVALID_ARGUMENT" in text or "Could not find" in text or "not owned by" in text:
+            return self._rejection(what, text)
+        if "not found" in text.lower() or "inaccessible" in text:
+            return ObjectNotFound(f"{what}: {text}")
         if "gas" in text.lower() or "balance" in text.lower() or "coin" in text.lower():
             return InsufficientBalance(f"{what}: {self.address} cannot pay for gas: {text}")
         return ChainError(f"{what}: building the transaction failed: {text}")
@@ -282,8 +374,13 @@ class ChainClient:
                                       abort=AbortInfo(module, function, abort.abort_code, ""))
             return abort_error(module, function, abort.abort_code, what)
         description = error.description or str(error.kind)
-        if "InsufficientCoinBalance" in description or "InsufficientGas" in description:
-            return InsufficientBalance(f"{what}: {description}")
+        if error.kind in (ErrorKind.INSUFFICIENT_COIN_BALANCE, ErrorKind.INSUFFICIENT_GAS):
+            return InsufficientBalance(f"{what}: {description}", field="amount")
+        argument = error.command_argument_error
+        if error.kind == ErrorKind.COMMAND_ARGUMENT_ERROR and argument is not None:
+            kind = argument.kind.name if argument.kind is not None else "unknown"
+            return InvalidArgument(f"{what}: argument {argument.argument} of command {error.command} refused "
+                                   f"({kind}): {description}")
         return ChainError(f"{what}: execution failed: {description}")
 
     @staticmethod
@@ -358,29 +455,38 @@ class ChainClient:
                 continue  # an UpgradeCap of some other package
         return None
 
-    async def pool_state(self) -> PoolState:
-        deployment = self._require_deployment()
-        pool = await self.get_object(deployment.pool_id, field_name="pool_id")
+    async def _pool_fields(self) -> dict[str, Any]:
+        """The StakePool's fields as JSON."""
+        pool_id = self._require_deployment().pool_id
+        pool = await self.get_object(pool_id, field_name="pool_id")
         if not (pool.object_type or "").endswith("::staking::StakePool"):
-            raise InvalidArgument(f"{deployment.pool_id} is a {pool.object_type}, not a StakePool", field="pool_id")
-        fields = json_value(pool.json)
+            raise InvalidArgument(f"{pool_id} is a {pool.object_type}, not a StakePool", field="pool_id")
+        fields: dict[str, Any] = json_value(pool.json) or {}
+        return fields
+
+    async def pool_state(self) -> PoolState:
+        fields = await self._pool_fields()
         return PoolState(
-            pool_id=deployment.pool_id,
+            pool_id=self._require_deployment().pool_id,
             token_ttl_ms=int(fields["token_ttl_ms"]),
             unstake_cooldown_ms=int(fields["unstake_cooldown_ms"]),
             staked_total_mist=int(_balance_value(fields["staked"])),
             penalties_total_mist=int(_balance_value(fields["penalties"])),
         )
 
-    async def set_token_ttl(self, ttl_ms: int) -> TxOutcome:
-        if ttl_ms <= 0:
-            raise InvalidArgument("token_ttl must be positive", field="token_ttl")
-        return await self._admin_call("set_token_ttl", [ttl_ms])
-
-    async def set_unstake_cooldown(self, cooldown_ms: int) -> TxOutcome:
-        if cooldown_ms < 0:
-            raise InvalidArgument("unstake_cooldown cannot be negative", field="unstake_cooldown")
-        return await self._admin_call("set_unstake_cooldown", [cooldown_ms])
+    async def configure_pool(self, token_ttl_ms: int | None = None, unstake_cooldown_ms: int | None = None
+                             ) -> TxOutcome:
+        """Set the token lifetime and/or the unstake cooldown in one transaction (AdminCap holder)."""
+        if token_ttl_ms is not None and token_ttl_ms <= 0:
+            raise InvalidArgument("token_ttl_ms must be positive", field="token_ttl_ms")
+        if unstake_cooldown_ms is not None and unstake_cooldown_ms < 0:
+            raise InvalidArgument("unstake_cooldown_ms cannot be negative", field="unstake_cooldown_ms")
+        calls = [(f, v) for f, v in (("set_token_ttl", token_ttl_ms), ("set_unstake_cooldown", unstake_cooldown_ms))
+                 if v is not None]
+        if not calls:
+            raise InvalidArgument("nothing to configure: give token_ttl_ms or unstake_cooldown_ms",
+                                  field="token_ttl_ms")
+        return await self._admin_calls("configure pool", [(f, [v]) for f, v in calls])
 
     async def _admin_cap(self) -> str:
         deployment = self._require_deployment()
@@ -391,14 +497,20 @@ class ChainClient:
 
     async def _admin_call(self, function: str, args: list[Any], module: str = abi.STAKING,
                           shared: str | None = None) -> TxOutcome:
+        return await self._admin_calls(f"{module}::{function}", [(function, args)], module, shared)
+
+    async def _admin_calls(self, what: str, calls: list[tuple[str, list[Any]]], module: str = abi.STAKING,
+                           shared: str | None = None) -> TxOutcome:
+        """One transaction calling each ``(function, args)`` with the shared object and the AdminCap first."""
         deployment = self._require_deployment()
         cap = await self._admin_cap()
-        target = self._target(module, function)
 
         async def build(txn: Any) -> None:
-            await txn.move_call(target=target, arguments=[shared or deployment.pool_id, cap, *args])
+            for function, args in calls:
+                await txn.move_call(target=self._target(module, function),
+                                    arguments=[shared or deployment.pool_id, cap, *args])
 
-        return await self._transact(f"{module}::{function}", build)
+        return await self._transact(what, build)
 
     # ----- SealTokens -----------------------------------------------------------------------------
 
@@ -426,10 +538,46 @@ class ChainClient:
         clock = await self.get_object(abi.CLOCK_ID, field_name="clock")
         return int(json_value(clock.json)["timestamp_ms"])
 
+    async def _pool_tables(self) -> tuple[str, str]:
+        """The ids of the pool's ``records`` and ``nodes`` tables (fixed at the pool's creation: read once)."""
+        pool_id = self._require_deployment().pool_id
+        if pool_id not in self._tables:
+            fields = await self._pool_fields()
+            self._tables[pool_id] = (normalize_address(fields["records"]["id"], "pool_id"),
+                                     normalize_address(fields["nodes"]["id"], "pool_id"))
+        return self._tables[pool_id]
+
+    async def _table_entry(self, table_id: str, key_type: str, key_bcs: bytes) -> bytes | None:
+        """The BCS contents of the table's entry for the key, or None when the table has no such key."""
+        field_id = derive_dynamic_field_id(table_id, key_type, key_bcs)
+        if field_id in self._simulated:  # a dry run wrote (or deleted) this entry
+            written = self._simulated[field_id]
+            return None if written is None or written.contents is None else bytes(written.contents.value or b"")
+        request = rn.GetObject(object_id=field_id, field_mask=["object_id", "object_type", "contents"])
+
+        async def attempt() -> Any:
+            return ok_data(await self.pysui.execute_grpc_request(request=request), f"read table entry {field_id}")
+
+        try:
+            found = await with_retries(self.settings, f"read table entry {field_id}", attempt)
+        except ObjectNotFound:
+            return None
+        obj = found.object if isinstance(found, sui_prot.GetObjectResponse) else found
+        if obj is None or obj.contents is None or obj.contents.value is None:
+            raise ChainError(f"the node returned table entry {field_id} without its BCS contents")
+        return bytes(obj.contents.value)
+
+    async def _record(self, token_id: str) -> StakeRecordEntry | None:
+        records, _ = await self._pool_tables()
+        contents = await self._table_entry(records, ID_TYPE, id_bcs(token_id))
+        return None if contents is None else decode_record(contents)
+
     async def token_for_node(self, node_id: str | bytes) -> str | None:
         """The live SealToken id of ``node_id`` in the pool, or None."""
         raw = encode_node_id(node_id)
-        return (await self.sync()).nodes.get(raw)
+        _, nodes = await self._pool_tables()
+        contents = await self._table_entry(nodes, NODE_KEY_TYPE, node_key_bcs(raw))
+        return None if contents is None else decode_node_entry(contents)
 
     async def find_token(self, node_id: str | bytes) -> SealToken | None:
         token_id = await self.token_for_node(node_id)
@@ -442,11 +590,10 @@ class ChainClient:
         cached = self._token_cache.get(token_id)
         if max_age > 0 and cached and loop.time() - cached[0] <= max_age:
             return cached[1]
-        record = (await self.sync()).records.get(token_id)
+        record, now = await asyncio.gather(self._record(token_id), self.chain_time_ms())
         if record is None:
             raise ObjectNotFound(f"token {token_id} has no stake record in pool {self._require_deployment().pool_id}",
                                  field="token_id")
-        now = await self.chain_time_ms()
         token = SealToken(
             token_id=token_id,
             node_id=decode_node_id(record.node_id),
@@ -507,7 +654,6 @@ class ChainClient:
         tokens = outcome.created_of("::staking::SealToken")
         if not tokens:
             raise ChainError(f"stake transaction {outcome.digest} minted no SealToken")
-        await self.sync(until_digest=outcome.digest)
         return await self.get_token(tokens[0])
 
     async def add_stake(self, token_id: str, amount_mist: int) -> SealToken:
@@ -521,7 +667,6 @@ class ChainClient:
             await txn.move_call(target=target, arguments=[deployment.pool_id, token_id, coin, abi.CLOCK_ID])
 
         outcome = await self._transact(f"add stake to {token_id}", build)
-        await self.sync(until_digest=outcome.digest)
         return await self.get_token(token_id)
 
     async def refresh(self, token_id: str) -> SealToken:
@@ -534,7 +679,6 @@ class ChainClient:
             await txn.move_call(target=target, arguments=[deployment.pool_id, token_id, abi.CLOCK_ID])
 
         outcome = await self._transact(f"refresh {token_id}", build)
-        await self.sync(until_digest=outcome.digest)
         return await self.get_token(token_id)
 
     async def unstake(self, token_id: str) -> int:
@@ -547,7 +691,6 @@ class ChainClient:
             await txn.move_call(target=target, arguments=[deployment.pool_id, token.token_id, abi.CLOCK_ID])
 
         outcome = await self._transact(f"unstake {token.token_id}", build)
-        await self.sync(until_digest=outcome.digest)
         paid = [e for e in outcome.events if e.name == "Unstaked"]
         return int(paid[0].fields["amount"]) if paid else 0
 
@@ -556,9 +699,8 @@ class ChainClient:
         token_id = normalize_address(token_id, "token_id")
         if not 1 <= bps <= abi.MAX_BPS:
             raise InvalidArgument(f"bps must be 1..{abi.MAX_BPS}, got {bps}", field="bps")
-        reason_raw = reason.encode("utf-8") if isinstance(reason, str) else bytes(reason)
-        outcome = await self._admin_call("slash", [token_id, bps, reason_raw, abi.CLOCK_ID])
-        await self.sync(until_digest=outcome.digest)
+        reason_raw = pure_bytes(reason, "reason")
+        await self._admin_call("slash", [token_id, bps, reason_raw, abi.CLOCK_ID])
         return await self.get_token(token_id)
 
     # ----- enclave registry and audit anchors -----------------------------------------------------
@@ -574,6 +716,7 @@ class ChainClient:
     async def register_enclave(self, attestation_document: bytes) -> TxOutcome:
         """``load_nitro_attestation`` then ``register_enclave``, in one transaction (permissionless)."""
         deployment = self._require_deployment()
+        attestation_document = pure_bytes(attestation_document, "attestation_document")
         target = self._target(abi.REGISTRY, "register_enclave")
 
         async def build(txn: Any) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from pysui.sui.sui_crypto import SuiKeyPair, keypair_from_keystring
 from .errors import InvalidAddress, InvalidKey
 
 _ADDRESS = re.compile(r"^0x[0-9a-f]{64}$")
+# A keystore file is a JSON list of ~60-byte keys; this leaves room for a thousand of them.
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,21 +72,40 @@ def signer_from_text(text: str, *, field_name: str = "private_key") -> Signer:
 
 
 def signer_from_file(path: str | os.PathLike[str], *, field_name: str = "key_file") -> Signer:
-    """Read the key from ``path``; refuse files other users can read, as ssh does."""
+    """Read the key from ``path``; refuse files other users can read, as ssh does.
+
+    The file is opened without following a FIFO's writer (O_NONBLOCK) and checked before anything is
+    read: a regular file, at most MAX_KEY_FILE_BYTES, mode 0600 or stricter. Then at most that much is read.
+    """
     key_path = Path(path)
+    shown = str(key_path)
     try:
-        mode = key_path.stat().st_mode
-        text = key_path.read_text(encoding="utf-8")
+        fd = os.open(key_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise InvalidKey(f"{field_name} {str(key_path)!r} does not exist", field=field_name) from None
+        raise InvalidKey(f"{field_name} {shown!r} does not exist", field=field_name) from None
+    except OSError as exc:
+        raise InvalidKey(f"{field_name} {shown!r} cannot be opened: {exc.strerror}", field=field_name) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidKey(f"{field_name} {shown!r} is not a regular file", field=field_name)
+        if info.st_size > MAX_KEY_FILE_BYTES:
+            raise InvalidKey(f"{field_name} {shown!r} is {info.st_size} bytes; a key file holds at most "
+                             f"{MAX_KEY_FILE_BYTES}", field=field_name)
+        if info.st_mode & 0o077:
+            raise InvalidKey(
+                f"{field_name} {shown!r} is accessible by group or others (mode {oct(info.st_mode & 0o777)}); "
+                "chmod 600 it",
+                field=field_name,
+            )
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            text = handle.read(MAX_KEY_FILE_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidKey(f"{field_name} {str(key_path)!r} cannot be read: {exc.__class__.__name__}",
-                         field=field_name) from None
-    if mode & 0o077:
-        raise InvalidKey(
-            f"{field_name} {str(key_path)!r} is accessible by group or others (mode {oct(mode & 0o777)}); chmod 600 it",
-            field=field_name,
-        )
+        raise InvalidKey(f"{field_name} {shown!r} cannot be read: {exc.__class__.__name__}", field=field_name) from None
+    finally:
+        os.close(fd)
+    if len(text) > MAX_KEY_FILE_BYTES:  # it grew after the check
+        raise InvalidKey(f"{field_name} {shown!r} holds more than {MAX_KEY_FILE_BYTES} bytes", field=field_name)
     return signer_from_text(text, field_name=field_name)
 
 

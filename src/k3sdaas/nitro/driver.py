@@ -67,10 +67,19 @@ class NitroCli:
         name: str | None = None,
         version: str | None = None,
         metadata: str | Path | None = None,
+        signing_certificate: str | Path | None = None,
+        private_key: str | None = None,
     ) -> dict[str, str]:
-        """Returns the Measurements map (HashAlgorithm, PCR0, PCR1, PCR2[, PCR8])."""
+        """Returns the Measurements map (HashAlgorithm, PCR0, PCR1, PCR2[, PCR8]).
+
+        A signed build (``signing_certificate`` with ``private_key``, a PEM path or a KMS key ARN) adds PCR8.
+        """
+        if (signing_certificate is None) != (private_key is None):
+            raise InvalidInput("signing needs both signing_certificate and private_key", field="signing_certificate")
         args = ["build-enclave", "--docker-uri", docker_uri, "--output-file", str(output_file)]
         for flag, value in (
+            ("--signing-certificate", signing_certificate),
+            ("--private-key", private_key),
             ("--docker-dir", docker_dir),
             ("--name", name),
             ("--version", version),

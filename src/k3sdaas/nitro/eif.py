@@ -112,7 +112,7 @@ def write_eif(
     crc = zlib.crc32(header[:CRC_OFFSET])
     with path.open("wb") as out:
         out.write(header)
-        for section, size in zip(sections, sizes):
+        for section, size in zip(sections, sizes, strict=True):
             section_header = SECTION_HEADER.pack(section.kind, 0, size)
             out.write(section_header)
             crc = zlib.crc32(section_header, crc)

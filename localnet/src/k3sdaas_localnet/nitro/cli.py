@@ -35,9 +35,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from k3sdaas.errors import InvalidInput
-from k3sdaas_localnet.nitro import docker
-from k3sdaas_localnet.nitro.image import SIMULATED_CLI_VERSION, build_eif, build_time, identity_metadata
-from k3sdaas_localnet.nitro.state import Allocator, EnclaveRecord, SimState, instance_id, state_dir
 from k3sdaas.nitro.eif import EifError, EifInfo, describe_eif, describe_identity, read_eif
 from k3sdaas.nitro.errors import error_block, error_code, error_message
 from k3sdaas.nitro.measure import measure_chunks
@@ -49,6 +46,9 @@ from k3sdaas.nitro.records import (
     EnclaveTerminateInfo,
     render_json,
 )
+from k3sdaas_localnet.nitro import docker
+from k3sdaas_localnet.nitro.image import SIMULATED_CLI_VERSION, build_eif, build_time, identity_metadata
+from k3sdaas_localnet.nitro.state import Allocator, EnclaveRecord, SimState, instance_id, state_dir
 
 MIB = 1 << 20
 EIF_MEMORY_FACTOR = 4

@@ -17,12 +17,12 @@ from pathlib import Path
 from types import FrameType
 
 from k3sdaas.errors import InvalidInput, K3sdaasError
+from k3sdaas.nitro.measure import ZERO_PCR, measure_string
 from k3sdaas_localnet.nitro import docker
 from k3sdaas_localnet.nitro.image import KERNEL_CONFIG_HEADER, read_application
 from k3sdaas_localnet.nitro.nsm_sim import NsmServer, SimulatedNsm, boot_pcrs
 from k3sdaas_localnet.nitro.pki import SimulatedPki, load_or_create
 from k3sdaas_localnet.nitro.state import ROLE_ENV, RUNTIME_ENV, EnclaveRecord, SimState, instance_id
-from k3sdaas.nitro.measure import ZERO_PCR, measure_string
 
 NETWORK_ENV = "K3SDAAS_NITRO_SIM_NETWORK"  # the enclave has no NIC: "none" unless a test needs otherwise
 IN_CONTAINER_RUN_DIR = "/run/nitro-sim"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from k3sdaas.errors import InvalidInput
-from k3sdaas_localnet.nitro import cpio
 from k3sdaas.nitro.eif import Measurements, SectionType, nitro_cli_sections, read_eif, write_eif
+from k3sdaas_localnet.nitro import cpio
 
 SIMULATED_CLI_VERSION = "1.4.2"
 KERNEL_CONFIG_HEADER = "# Linux/x86_64 4.14.256-209.484.amzn2.x86_64 Kernel Configuration"

@@ -27,8 +27,8 @@ from k3sdaas.attestation.document import (
 )
 from k3sdaas.attestation.nsm import NSM_REQUEST_MAX, recv_frame, send_frame
 from k3sdaas.errors import InvalidInput, Unavailable
-from k3sdaas_localnet.nitro.pki import SimulatedPki, issue_leaf
 from k3sdaas.nitro.measure import PCR_BYTES, ZERO_PCR, extend
+from k3sdaas_localnet.nitro.pki import SimulatedPki, issue_leaf
 
 MAX_PCRS = 32
 BOOT_LOCKED_PCRS = 16  # PCR0..15 are measured at boot and read-only
@@ -52,7 +52,7 @@ def boot_pcrs(
 ) -> dict[int, bytes]:
     """The 16 boot PCRs; a debug-mode enclave reports its image PCRs (0, 1, 2, 8) as zeros."""
     image = {0: pcr0, 1: pcr1, 2: pcr2, 8: pcr8}
-    pcrs = {index: ZERO_PCR for index in range(BOOT_LOCKED_PCRS)}
+    pcrs = dict.fromkeys(range(BOOT_LOCKED_PCRS), ZERO_PCR)
     pcrs.update({index: ZERO_PCR if debug else value for index, value in image.items()})
     pcrs.update({3: role_pcr, 4: instance_pcr})
     return pcrs

@@ -28,12 +28,14 @@ from .movetypes import (
 )
 from .objects import LiveObject, Owner, PureBytes, StructValue, object_digest
 from .packages import LoadedPackage
-from .ptb import GasSpec, InvalidTransaction, TxRequest
+from .ptb import MAX_PURE_ARGUMENT_SIZE, GasSpec, InvalidTransaction, TxRequest
 from .publish import PublishError, parse_markers
 from .state import EPOCH, ChainState
 
 _PURE_STRUCTS = ("ID", "String", "Option")
-MAX_SIMULATION_BUDGET = 50_000_000_000
+# The budget a simulation without gas payment runs with: enough for any k3s_daas transaction, and no more
+# than the client's gas headroom, so a stake split from the gas coin decides in simulation as for real.
+MAX_SIMULATION_BUDGET = 50_000_000
 
 
 @dataclass
@@ -66,6 +68,13 @@ class Outcome:
     published: list[LoadedPackage] = field(default_factory=list)
     # Per command: (type, value) of each result, for a simulation's command outputs.
     command_results: list[list[tuple[MoveType, Any]]] = field(default_factory=list)
+
+
+def _check_version(object_id: str, version: int, digest: str | None, obj: LiveObject) -> None:
+    """An owned input must name the live version (UserInputError::ObjectVersionUnavailableForConsumption)."""
+    if obj.version != version or (digest and obj.digest != digest):
+        raise InvalidTransaction(f"Object ID {object_id} Version {version:#x} Digest {digest} is not available for "
+                                 f"consumption, current version: {obj.version:#x}")
 
 
 def _is_pure(t: MoveType) -> bool:
@@ -122,6 +131,7 @@ class Executor:
         self.gas_ids: list[str] = []
         self.created: set[str] = set()
         self.deleted: set[str] = set()
+        self.mutated: set[str] = set()  # objects written besides the inputs: dynamic fields touched by &mut
         self.events: list[EmittedEvent] = []
         self.results: list[list[Any]] = []
         self.result_types: list[list[MoveType]] = []
@@ -143,6 +153,19 @@ class Executor:
 
     def mark_mutated(self, obj: LiveObject) -> None:
         self._require_writable(obj)
+        self.mutated.add(obj.id)
+
+    def child(self, object_id: str) -> LiveObject | None:
+        """A dynamic field (child object), loaded from the state on first access as Sui's object runtime does."""
+        if object_id in self.deleted:
+            return None
+        if object_id not in self.live:
+            obj = self.state.get_object(object_id)
+            if obj is None:
+                return None
+            self.before[object_id] = copy.deepcopy(obj)
+            self.live[object_id] = obj
+        return self.live[object_id]
 
     def emit_event(self, package: str, module: str, event_type: str, fields: dict[str, Any]) -> None:
         self.events.append(EmittedEvent(package, module, event_type, dict(fields)))
@@ -152,10 +175,12 @@ class Executor:
             raise ExecutionFailure("INVALID_OBJECT_BY_MUT_REF", f"object {obj.id} is not mutable in this transaction")
 
     # Input validation -------------------------------------------------------------------------
-    def _load(self, object_id: str, what: str) -> LiveObject:
+    def _load(self, object_id: str, version: int | None) -> LiveObject:
+        """An input; ``version`` is the one an owned input or gas coin names (None for shared inputs)."""
         obj = self.state.get_object(object_id)
-        if obj is None:
-            raise InvalidTransaction(f"{what}: object {object_id} does not exist")
+        if obj is None:  # Sui's UserInputError::ObjectNotFound
+            named = "None" if version is None else f"Some(SequenceNumber({version}))"
+            raise InvalidTransaction(f"Could not find the referenced object {object_id} at version {named}")
         if obj.id == CLOCK_ID:
             obj.fields["timestamp_ms"] = self.now_ms
         return obj
@@ -165,19 +190,22 @@ class Executor:
             what = f"input {index}"
             kind = inp.kind
             if kind == rpc.InputInputKind.PURE:
-                self.inputs.append(PureBytes(bytes(inp.pure or b"")))
+                pure = bytes(inp.pure or b"")
+                if len(pure) >= MAX_PURE_ARGUMENT_SIZE:  # CallArg::validity_check: strictly below the limit
+                    raise InvalidTransaction(f"Size limit exceeded: maximum pure argument size is {MAX_PURE_ARGUMENT_SIZE}")
+                self.inputs.append(PureBytes(pure))
                 continue
             try:
                 object_id = normalize_address(inp.object_id or "")
             except MoveTypeError as exc:
                 raise InvalidTransaction(f"{what}: {exc}") from None
-            obj = self._load(object_id, what)
-            if kind == rpc.InputInputKind.IMMUTABLE_OR_OWNED:
-                if obj.version != inp.version or (inp.digest and obj.digest != inp.digest):
-                    raise InvalidTransaction(
-                        f"{what}: object {object_id} is at version {obj.version} (digest {obj.digest}), "
-                        f"transaction references version {inp.version} (digest {inp.digest}); stale or equivocated"
-                    )
+            owned = kind == rpc.InputInputKind.IMMUTABLE_OR_OWNED
+            obj = self._load(object_id, (inp.version or 0) if owned else None)
+            if obj.owned_by.kind == "OBJECT":
+                raise InvalidTransaction(f"Object {object_id} is owned by object {obj.owned_by.address}. Objects "
+                                         "owned by other objects cannot be used as input arguments")
+            if owned:
+                _check_version(object_id, inp.version or 0, inp.digest, obj)
                 if obj.owned_by.kind == "ADDRESS":
                     if obj.owned_by.address != self.sender:
                         raise InvalidTransaction(f"{what}: object {object_id} is not owned by the sender")
@@ -198,6 +226,18 @@ class Executor:
             self.live[object_id] = obj
             self.inputs.append(obj)
 
+    def _check_packages(self) -> None:
+        """Every MoveCall's package is an input Sui loads before execution: a missing one refuses the
+        transaction (no gas charged), with ``kind.object_not_found_error()``'s DependentPackageNotFound."""
+        for command in self.request.ptb.commands:
+            if command.move_call is not None:
+                try:
+                    package_id = normalize_address(command.move_call.package or "")
+                except MoveTypeError as exc:
+                    raise InvalidTransaction(f"move call package: {exc}") from None
+                if package_id not in self.packages:
+                    raise InvalidTransaction(f"Dependent package not found on-chain: {package_id}")
+
     def _select_gas(self) -> GasSpec:
         """For simulation without gas payment: the sender's SUI coins not used as inputs."""
         coins = [
@@ -217,20 +257,17 @@ class Executor:
             raise InvalidTransaction("gas payment is empty")
         if gas.price < self.rgp:
             raise InvalidTransaction(f"gas price {gas.price} is below the reference gas price {self.rgp}")
-        if gas.budget < gasmodel.computation_cost(gas.price):
-            raise InvalidTransaction(f"gas budget {gas.budget} is below the minimum {gasmodel.computation_cost(gas.price)}")
+        if gas.budget < gasmodel.computation_cost(gas.price):  # UserInputError::GasBudgetTooLow
+            raise InvalidTransaction(f"Gas budget: {gas.budget} is lower than min: {gasmodel.computation_cost(gas.price)}")
         if gas.budget > gasmodel.MAX_TX_GAS:
             raise InvalidTransaction(f"gas budget {gas.budget} exceeds max_tx_gas {gasmodel.MAX_TX_GAS}")
         total = 0
         for object_id, version, digest in gas.payment:
             object_id = normalize_address(object_id)
-            coin = self._load(object_id, "gas payment")
+            coin = self._load(object_id, version)
             if coin.type != COIN_TYPE:
                 raise InvalidTransaction(f"gas payment {object_id} is not a Coin<SUI>")
-            if coin.version != version or (digest and coin.digest != digest):
-                raise InvalidTransaction(
-                    f"gas payment {object_id} is at version {coin.version}, transaction references version {version}"
-                )
+            _check_version(object_id, version, digest, coin)
             if coin.owned_by.kind != "ADDRESS" or coin.owned_by.address != self.sender:
                 raise InvalidTransaction(f"gas payment {object_id} is not owned by the sender")
             if object_id in self.live:
@@ -239,8 +276,8 @@ class Executor:
             self.live[object_id] = coin
             self.gas_ids.append(object_id)
             total += coin.fields["balance"]
-        if total < gas.budget:
-            raise InvalidTransaction(f"gas balance {total} is below the gas budget {gas.budget}")
+        if total < gas.budget:  # UserInputError::GasBalanceTooLow
+            raise InvalidTransaction(f"Balance of gas object {total} is lower than the needed amount: {gas.budget}")
         self.gas = gas
 
     def _reset_working_set(self) -> None:
@@ -248,6 +285,7 @@ class Executor:
         self.inputs = [self.live[i.id] if isinstance(i, LiveObject) else i for i in self.inputs]
         self.created = set()
         self.deleted = set()
+        self.mutated = set()
         self.events = []
         self.results = []
         self.result_types = []
@@ -264,6 +302,7 @@ class Executor:
     def run(self) -> Outcome:
         if self.request.expiration_epoch is not None and self.request.expiration_epoch < EPOCH:
             raise InvalidTransaction(f"transaction expired at epoch {self.request.expiration_epoch}")
+        self._check_packages()
         self._load_inputs()
         self._load_gas(self.request.gas or self._select_gas())
         lamport = 1 + max(o.version for o in self.before.values())
@@ -293,11 +332,12 @@ class Executor:
         return self._outcome(lamport, error, failed_command, charge)
 
     def _written(self) -> list[LiveObject]:
-        ids = (self.owned_inputs | self.shared_mutable | set(self.gas_ids) | self.created) - self.deleted
+        ids = (self.owned_inputs | self.shared_mutable | set(self.gas_ids) | self.created | self.mutated) - self.deleted
         return [self.live[i] for i in sorted(ids)]
 
     def _charge(self) -> gasmodel.GasCharge:
-        released = [self.before[i].storage_rebate for i in self.owned_inputs | self.shared_mutable | set(self.gas_ids)]
+        touched = self.owned_inputs | self.shared_mutable | set(self.gas_ids) | self.mutated | self.deleted
+        released = [self.before[i].storage_rebate for i in touched if i in self.before]
         return gasmodel.charge(self.gas.price, self._written(), released)
 
     def _outcome(self, lamport: int, error: ExecutionFailure | MoveAbort | None, failed_command: int | None,
@@ -454,6 +494,11 @@ class Executor:
         """Give a PTB value to a Move parameter, with the checks the VM makes."""
         bare = _strip_ref(param)
         where = f"argument {position}"
+
+        def refuse(kind: str, detail: str) -> ExecutionFailure:
+            return ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: {detail}", argument=position,
+                                    argument_kind=kind)
+
         if param.name in self._type_params:
             return value
         if _is_pure(bare):
@@ -461,36 +506,29 @@ class Executor:
                 try:
                     return decode_pure(value.data, bare)
                 except MoveTypeError as exc:
-                    raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: invalid BCS for {bare.render()}: {exc}")
+                    raise refuse("INVALID_BCS_BYTES", f"invalid BCS for {bare.render()}: {exc}") from None
             if isinstance(value, (LiveObject, StructValue)):
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: expected {bare.render()}, got an object")
+                raise refuse("TYPE_MISMATCH", f"expected {bare.render()}, got an object")
             return value
         expected = bare.render()
         if isinstance(value, LiveObject):
             if value.type != expected:
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: type mismatch, expected {expected}, "
-                                       f"got {value.type}")
+                raise refuse("TYPE_MISMATCH", f"type mismatch, expected {expected}, got {value.type}")
             if value.id in self.deleted:
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: object {value.id} was already consumed")
+                raise refuse("INVALID_VALUE_USAGE", f"object {value.id} was already consumed")
             if param.ref == "&mut" and value.id in self.read_only:
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: object {value.id} is not mutable here")
+                raise refuse("INVALID_OBJECT_BY_MUT_REF", f"object {value.id} is not mutable here")
             if not param.ref and value.id in self.shared_mutable | self.read_only:
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: shared object {value.id} cannot be "
-                                       "passed by value")
+                raise refuse("INVALID_OBJECT_BY_VALUE", f"shared object {value.id} cannot be passed by value")
             return value
         if isinstance(value, StructValue) and value.type == expected:
             return value
-        raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"{where}: expected {expected}")
-
-    def _package(self, package_id: str) -> LoadedPackage:
-        package_id = normalize_address(package_id)
-        pkg = self.packages.get(package_id)
-        if pkg is None:
-            raise ExecutionFailure("FUNCTION_NOT_FOUND", f"package {package_id} is not published on this node")
-        return pkg
+        if isinstance(value, PureBytes):
+            raise refuse("INVALID_USAGE_OF_PURE_ARGUMENT", f"a pure argument cannot be a {expected}")
+        raise refuse("TYPE_MISMATCH", f"expected {expected}")
 
     def _move_call(self, call: rpc.MoveCall) -> tuple[list[MoveType], list[Any]]:
-        pkg = self._package(call.package or "")
+        pkg = self.packages[normalize_address(call.package or "")]  # present: checked before execution
         module = pkg.module(call.module or "")
         function: MoveFunction | None = module.function(call.function or "") if module else None
         if module is None or function is None:
@@ -514,7 +552,7 @@ class Executor:
             bound.append(self._bind(qualified, self._arg(next(supplied)), position))
         clock = next((b for b in bound if isinstance(b, LiveObject) and b.id == CLOCK_ID), None)
         ctx = CallContext(self, pkg.package_id, module, function.name,
-                          clock.fields["timestamp_ms"] if clock else self.now_ms)
+                          clock.fields["timestamp_ms"] if clock else self.now_ms, scope=pkg.scope)
         results = function.handler(ctx, bound)
         if len(results) != len(function.returns):
             raise AssertionError(f"handler {function.name} returned {len(results)} values, "
@@ -546,7 +584,7 @@ class Executor:
         self.published.append(pkg)
         for module in pkg.modules:
             if module.init is not None:
-                module.init(CallContext(self, package_id, module, "init", self.now_ms))
+                module.init(CallContext(self, package_id, module, "init", self.now_ms, scope=pkg.scope))
         cap_id = self.fresh_id()
         cap = LiveObject(
             cap_id, f"{FRAMEWORK}::package::UpgradeCap",

@@ -17,7 +17,7 @@ from . import proto
 from .executor import Executor, Outcome
 from .movetypes import CLOCK_ID, COIN_TYPE, FRAMEWORK, normalize_address
 from .objects import Layouts, LiveObject, Owner, object_digest
-from .ptb import InvalidTransaction, TxRequest, decode_transaction_bcs, signer_address
+from .ptb import MAX_TX_SIZE_BYTES, InvalidTransaction, TxRequest, decode_transaction_bcs, signer_address
 from .state import ChainState, CheckpointRow, EventRow, now_ms
 
 SYSTEM_ADDRESS = "0x" + "0" * 64
@@ -142,6 +142,10 @@ class Ledger:
 
     def execute(self, tx_bytes: bytes, signatures: list[bytes]) -> rpc.ExecutedTransaction:
         """Verify, execute and commit; resubmitting the same bytes returns the first result."""
+        size = len(tx_bytes) + sum(len(sig) for sig in signatures)  # the signed transaction, as Sui measures it
+        if size > MAX_TX_SIZE_BYTES:
+            raise InvalidTransaction(f"Size limit exceeded: serialized transaction size exceeded maximum of "
+                                     f"{MAX_TX_SIZE_BYTES} is {size}")
         request = decode_transaction_bcs(tx_bytes)
         if not signatures:
             raise InvalidTransaction("transaction has no signature")

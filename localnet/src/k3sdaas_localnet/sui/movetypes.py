@@ -15,6 +15,7 @@ STDLIB = "0x" + "0" * 63 + "1"
 CLOCK_ID = "0x" + "0" * 63 + "6"
 SUI_TYPE = f"{FRAMEWORK}::sui::SUI"
 COIN_TYPE = f"{FRAMEWORK}::coin::Coin<{SUI_TYPE}>"
+FIELD_TYPE = f"{FRAMEWORK}::dynamic_field::Field"
 
 PRIMITIVES = ("bool", "u8", "u16", "u32", "u64", "u128", "u256", "address", "signer")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import base58
 
-from .movetypes import MoveType, MoveTypeError, parse_type
+from .movetypes import FIELD_TYPE, FRAMEWORK, MoveType, MoveTypeError, parse_type
 
 # Struct layouts by fully qualified name: field name -> qualified MoveType.
 Layouts = dict[str, list[tuple[str, MoveType]]]
@@ -21,10 +21,10 @@ Layouts = dict[str, list[tuple[str, MoveType]]]
 
 @dataclass
 class Table:
-    """A ``sui::table::Table``: entries live inside the parent object (no dynamic-field objects)."""
+    """A ``sui::table::Table`` value ``{id, size}``; each entry is a ``dynamic_field::Field`` object owned by ``id``."""
 
     id: str
-    entries: dict[Any, Any] = field(default_factory=dict)
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class StructValue:
 
 @dataclass
 class Owner:
-    """``kind`` is ADDRESS, SHARED or IMMUTABLE; ``address`` for ADDRESS, ``initial_shared_version`` for SHARED."""
+    """``kind`` is ADDRESS, OBJECT, SHARED or IMMUTABLE; ``address`` for ADDRESS and OBJECT (the parent's id),
+    ``initial_shared_version`` for SHARED."""
 
     kind: str
     address: str | None = None
@@ -88,7 +89,7 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"$bytes": value.hex()}
     if isinstance(value, Table):
-        return {"$table": value.id, "entries": [[encode_value(k), encode_value(v)] for k, v in value.entries.items()]}
+        return {"$table": value.id, "size": value.size}
     if isinstance(value, dict):
         return {k: encode_value(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -102,7 +103,7 @@ def decode_value(value: Any) -> Any:
         if "$bytes" in value:
             return bytes.fromhex(value["$bytes"])
         if "$table" in value:
-            return Table(value["$table"], {decode_value(k): decode_value(v) for k, v in value["entries"]})
+            return Table(value["$table"], value["size"])
         return {k: decode_value(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode_value(v) for v in value]
@@ -136,10 +137,8 @@ def render_json(value: Any, t: MoveType, layouts: Layouts) -> Any:
     if base == "Option":
         return None if value is None else render_json(value, t.args[0], layouts)
     if base == "Table":
-        return {"id": value.id, "size": str(len(value.entries))}
-    layout = layouts.get(name)
-    if layout is None:
-        raise MoveTypeError(f"no layout for struct {name}")
+        return {"id": value.id, "size": str(value.size)}
+    layout = _layout(t, layouts)
     return {fname: render_json(value[fname], ftype, layouts) for fname, ftype in layout}
 
 
@@ -174,11 +173,19 @@ def to_bcs(value: Any, t: MoveType, layouts: Layouts) -> bytes:
     if t.base == "Option":
         return b"\x00" if value is None else b"\x01" + to_bcs(value, t.args[0], layouts)
     if t.base == "Table":
-        return bytes.fromhex(value.id[2:]) + len(value.entries).to_bytes(8, "little")
+        return bytes.fromhex(value.id[2:]) + value.size.to_bytes(8, "little")
+    layout = _layout(t, layouts)
+    return b"".join(to_bcs(value[fname], ftype, layouts) for fname, ftype in layout)
+
+
+def _layout(t: MoveType, layouts: Layouts) -> list[tuple[str, MoveType]]:
+    """A struct's fields; ``dynamic_field::Field<K, V>`` is generic, so its layout comes from its arguments."""
+    if t.name == FIELD_TYPE:
+        return [("id", MoveType(f"{FRAMEWORK}::object::UID")), ("name", t.args[0]), ("value", t.args[1])]
     layout = layouts.get(t.name)
     if layout is None:
         raise MoveTypeError(f"no layout for struct {t.name}")
-    return b"".join(to_bcs(value[fname], ftype, layouts) for fname, ftype in layout)
+    return layout
 
 
 def struct_type(type_str: str) -> MoveType:

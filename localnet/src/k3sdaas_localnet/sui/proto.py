@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
+import base58
+from k3sdaas.chain.dynamic_fields import address_bytes, type_tag_bcs
 from pysui.sui.sui_grpc.suimsgs.google import protobuf as gp
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
 from .executor import EmittedEvent, Outcome
 from .handlers.base import ExecutionFailure, MoveAbort, MoveFunction
-from .movetypes import SUI_TYPE, MoveType, parse_type
-from .objects import Layouts, LiveObject, Owner, StructValue, render_json, to_bcs
+from .movetypes import COIN_TYPE, SUI_TYPE, MoveType, parse_type
+from .objects import Layouts, LiveObject, Owner, StructValue, render_json, to_bcs, uleb128
 from .packages import LoadedPackage
 from .publish import marker
 from .state import EPOCH
 
 Kind = rpc.ExecutionErrorExecutionErrorKind
+DEFAULT_OBJECT_MASK = ("object_id", "version", "digest")
+OBJECT_FIELDS = frozenset(f.name for f in dataclasses.fields(rpc.Object))
 
 
 def timestamp(ms: int) -> dt.datetime:
@@ -25,7 +30,7 @@ def timestamp(ms: int) -> dt.datetime:
 
 def owner(o: Owner) -> rpc.Owner:
     kind = rpc.OwnerOwnerKind[o.kind]
-    if o.kind == "ADDRESS":
+    if o.kind in ("ADDRESS", "OBJECT"):
         return rpc.Owner(kind=kind, address=o.address)
     if o.kind == "SHARED":
         return rpc.Owner(kind=kind, version=o.initial_shared_version)
@@ -50,12 +55,58 @@ def move_object(obj: LiveObject, layouts: Layouts) -> rpc.Object:
         )
         return message
     t = parse_type(obj.type)
+    contents = to_bcs(obj.fields, t, layouts)
     message.has_public_transfer = obj.has_public_transfer
     message.json = gp.Value.from_dict(render_json(obj.fields, t, layouts))
-    message.contents = rpc.Bcs(name=obj.type, value=to_bcs(obj.fields, t, layouts))
+    message.contents = rpc.Bcs(name=obj.type, value=contents)
+    message.bcs = rpc.Bcs(name="Object", value=object_bcs(obj, contents))
     if obj.is_coin:
         message.balance = obj.fields["balance"]
     return message
+
+
+def _owner_bcs(o: Owner) -> bytes:
+    """``sui_types::object::Owner``: AddressOwner 0, ObjectOwner 1, Shared 2, Immutable 3."""
+    if o.kind in ("ADDRESS", "OBJECT"):
+        return bytes([0 if o.kind == "ADDRESS" else 1]) + address_bytes(o.address or "")
+    if o.kind == "SHARED":
+        return b"\x02" + (o.initial_shared_version or 0).to_bytes(8, "little")
+    return b"\x03"
+
+
+def object_bcs(obj: LiveObject, contents: bytes) -> bytes:
+    """``sui_types::object::Object`` of a Move object: ``Data::Move(MoveObject{type_, has_public_transfer,
+    version, contents})``, owner, previous transaction digest (length-prefixed), storage rebate."""
+    if obj.type == COIN_TYPE:
+        move_type = b"\x01"  # MoveObjectType::GasCoin
+    elif obj.is_coin:
+        move_type = b"\x03" + type_tag_bcs(obj.type[obj.type.index("<") + 1 : -1])  # Coin(TypeTag)
+    else:
+        move_type = b"\x00" + type_tag_bcs(obj.type)[1:]  # Other(StructTag): the TypeTag without its variant
+    previous = base58.b58decode(obj.previous_transaction) if obj.previous_transaction else bytes(32)
+    return (b"\x00" + move_type + bytes([obj.has_public_transfer]) + obj.version.to_bytes(8, "little")
+            + uleb128(len(contents)) + contents + _owner_bcs(obj.owned_by) + uleb128(len(previous)) + previous
+            + obj.storage_rebate.to_bytes(8, "little"))
+
+
+def masked(message: rpc.Object, read_mask: gp.FieldMask | None) -> rpc.Object:
+    """Only the top-level fields ``read_mask`` names (a full node's default: ``object_id,version,digest``)."""
+    paths = {p.split(".", 1)[0] for p in (read_mask.paths if read_mask and read_mask.paths else DEFAULT_OBJECT_MASK)}
+    if "*" in paths:
+        return message
+    return rpc.Object(**{name: getattr(message, name) for name in paths if name in OBJECT_FIELDS})
+
+
+def dynamic_field(obj: LiveObject, layouts: Layouts) -> rpc.DynamicField:
+    """A ``ListDynamicFields`` entry for a ``Field<K, V>`` object (its name and value as BCS)."""
+    key_type, value_type = parse_type(obj.type).args
+    return rpc.DynamicField(
+        kind=rpc.DynamicFieldDynamicFieldKind.FIELD, parent=obj.owned_by.address, field_id=obj.id,
+        field_object=move_object(obj, layouts),
+        name=rpc.Bcs(name=key_type.render(), value=to_bcs(obj.fields["name"], key_type, layouts)),
+        value=rpc.Bcs(name=value_type.render(), value=to_bcs(obj.fields["value"], value_type, layouts)),
+        value_type=value_type.render(),
+    )
 
 
 def event(e: EmittedEvent, sender: str, layouts: Layouts, *, tx_digest: str, checkpoint: int | None,
@@ -89,7 +140,10 @@ def execution_error(error: ExecutionFailure | MoveAbort, command: int | None) ->
             ),
         )
     kind = getattr(Kind, error.kind, Kind.COMMAND_ARGUMENT_ERROR)
-    return rpc.ExecutionError(description=f"{error.kind}: {error.description}{suffix}", command=command, kind=kind)
+    argument_error = None if error.argument_kind is None else rpc.CommandArgumentError(
+        argument=error.argument, kind=rpc.CommandArgumentErrorCommandArgumentErrorKind[error.argument_kind])
+    return rpc.ExecutionError(description=f"{error.kind}: {error.description}{suffix}", command=command, kind=kind,
+                              command_argument_error=argument_error)
 
 
 def _changed(outcome: Outcome, object_id: str, after: LiveObject | None) -> rpc.ChangedObject:

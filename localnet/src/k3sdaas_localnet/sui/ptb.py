@@ -18,6 +18,9 @@ from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 from .movetypes import MoveTypeError, normalize_address
 
 ED25519_FLAG = 0x00
+# Sui protocol limits (ProtocolConfig max_pure_argument_size, max_tx_size_bytes).
+MAX_PURE_ARGUMENT_SIZE = 16 * 1024
+MAX_TX_SIZE_BYTES = 128 * 1024
 _INTENT_TRANSACTION = bytes([0, 0, 0])
 
 

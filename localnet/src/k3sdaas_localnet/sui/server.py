@@ -26,7 +26,7 @@ from . import proto
 from .gas import MAX_TX_GAS
 from .ledger import Ledger
 from .movetypes import COIN_TYPE, SUI_TYPE, MoveTypeError, normalize_address, normalize_type
-from .ptb import InvalidTransaction, request_from_proto
+from .ptb import MAX_PURE_ARGUMENT_SIZE, MAX_TX_SIZE_BYTES, InvalidTransaction, request_from_proto
 from .queries import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -47,7 +47,8 @@ RPC_LOG_SIZE = 10_000
 # Transaction limits reported in the protocol config (pysui reads these 11 names).
 TRANSACTION_CONSTRAINTS = {
     "max_arguments": 512, "max_input_objects": 2048, "max_num_transferred_move_object_ids": 2048,
-    "max_programmable_tx_commands": 1024, "max_pure_argument_size": 16384, "max_tx_size_bytes": 131072,
+    "max_programmable_tx_commands": 1024, "max_pure_argument_size": MAX_PURE_ARGUMENT_SIZE,
+    "max_tx_size_bytes": MAX_TX_SIZE_BYTES,
     "max_type_argument_depth": 16, "max_type_arguments": 16, "max_tx_gas": MAX_TX_GAS,
     "max_publish_or_upgrade_per_ptb": 5,
 }
@@ -175,13 +176,15 @@ class SuiNodeService:
         return proto.move_object(obj, self.ledger.layouts())
 
     async def get_object(self, request: rpc.GetObjectRequest) -> rpc.GetObjectResponse:
-        return rpc.GetObjectResponse(object=self._object(request.object_id, request.version))
+        return rpc.GetObjectResponse(object=proto.masked(self._object(request.object_id, request.version),
+                                                         request.read_mask))
 
     async def batch_get_objects(self, request: rpc.BatchGetObjectsRequest) -> rpc.BatchGetObjectsResponse:
         results = []
         for req in request.requests:
             try:
-                results.append(rpc.GetObjectResult(object=self._object(req.object_id, req.version)))
+                obj = proto.masked(self._object(req.object_id, req.version), request.read_mask)
+                results.append(rpc.GetObjectResult(object=obj))
             except GRPCError as exc:
                 results.append(rpc.GetObjectResult(error=_status(exc)))
         return rpc.BatchGetObjectsResponse(objects=results)
@@ -255,6 +258,19 @@ class SuiNodeService:
         token = page[-1].id.encode() if len(objects) > size else None
         return rpc.ListOwnedObjectsResponse(objects=[proto.move_object(o, layouts) for o in page],
                                             next_page_token=token)
+
+    async def list_dynamic_fields(self, request: rpc.ListDynamicFieldsRequest) -> rpc.ListDynamicFieldsResponse:
+        """The parent's dynamic fields in id order, paged like ListOwnedObjects."""
+        parent = _address(request.parent, "parent")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = request.page_token.decode() if request.page_token else ""
+        fields = self.ledger.state.children(parent, after, size + 1)
+        layouts = self.ledger.layouts()
+        page = fields[:size]
+        return rpc.ListDynamicFieldsResponse(
+            dynamic_fields=[proto.dynamic_field(f, layouts) for f in page],
+            next_page_token=page[-1].id.encode() if len(fields) > size else None,
+        )
 
     def _sui_balance(self, owner: str) -> int:
         coins = self.ledger.state.owned_objects(owner, COIN_TYPE, "", 1_000_000)

@@ -131,6 +131,14 @@ class ChainState:
         params.append(limit)
         return [_row_to_object(r) for r in self._db.execute(sql, params)]
 
+    def children(self, parent: str, after_id: str, limit: int) -> list[LiveObject]:
+        """Objects owned by the object ``parent`` (its dynamic fields), in id order after ``after_id``."""
+        rows = self._db.execute(
+            "SELECT * FROM objects WHERE owner_kind = 'OBJECT' AND owner_address = ? AND id > ? ORDER BY id LIMIT ?",
+            (parent, after_id, limit),
+        )
+        return [_row_to_object(r) for r in rows]
+
     def put_object(self, obj: LiveObject) -> None:
         assert obj.owner is not None, f"object {obj.id} has no owner"
         self._db.execute(

@@ -10,7 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from ..objects import LiveObject, Owner, Table
+from k3sdaas.chain.dynamic_fields import derive_dynamic_field_id
+
+from ..movetypes import FIELD_TYPE, FRAMEWORK, MoveType, TypeScope, parse_type
+from ..objects import LiveObject, Owner, Table, to_bcs
 
 
 class MoveAbort(Exception):
@@ -24,9 +27,12 @@ class MoveAbort(Exception):
 class ExecutionFailure(Exception):
     """A non-abort execution error (wrong argument, insufficient balance, unused value…)."""
 
-    def __init__(self, kind: str, description: str, *, command: int | None = None) -> None:
+    def __init__(self, kind: str, description: str, *, command: int | None = None, argument: int | None = None,
+                 argument_kind: str | None = None) -> None:
         super().__init__(description)
         self.kind, self.description, self.command = kind, description, command
+        # COMMAND_ARGUMENT_ERROR: which argument of the command, and CommandArgumentError's kind
+        self.argument, self.argument_kind = argument, argument_kind
 
 
 class Runtime(Protocol):
@@ -40,6 +46,7 @@ class Runtime(Protocol):
     def delete_object(self, obj: LiveObject) -> None: ...
     def emit_event(self, package: str, module: str, event_type: str, fields: dict[str, Any]) -> None: ...
     def mark_mutated(self, obj: LiveObject) -> None: ...
+    def child(self, object_id: str) -> LiveObject | None: ...
 
 
 Handler = Callable[["CallContext", list[Any]], list[Any]]
@@ -86,11 +93,12 @@ class CallContext:
     function: str
     now_ms: int
     sending_module: str = ""  # module of the PTB's MoveCall; events report it even when emitted deeper
+    scope: TypeScope | None = None  # the package's type names, to qualify table key and value types
 
     def within(self, module: MoveModule, function: str) -> CallContext:
         """Context for a call into another module of the package (aborts then report that module)."""
         return CallContext(self.runtime, self.package_id, module, function, self.now_ms,
-                           self.sending_module or self.module.name)
+                           self.sending_module or self.module.name, self.scope)
 
     def at(self, function: str) -> CallContext:
         """Context inside a private helper of the same module: its aborts report that function."""
@@ -124,6 +132,14 @@ class CallContext:
     def new_table(self) -> Table:
         return Table(self.runtime.fresh_id())
 
+    def table(self, obj: LiveObject, field_name: str) -> TableView:
+        """``obj.field_name`` (a ``Table<K, V>`` as the struct declares it) with ``sui::table``'s operations."""
+        struct = obj.type.rsplit("::", 1)[-1]
+        declared = dict(self.module.structs[struct])[field_name]
+        assert self.scope is not None, "table access outside a package call"
+        key_type, value_type = self.scope.qualify(parse_type(declared)).args
+        return TableView(self, obj.fields[field_name], key_type, value_type)
+
     def transfer(self, obj: LiveObject, recipient: str) -> None:
         obj.owner = Owner("ADDRESS", address=recipient)
         self.runtime.mark_mutated(obj)
@@ -153,6 +169,52 @@ class CallContext:
         self.runtime.add_object(coin)
         self.transfer(coin, recipient)
         return coin
+
+
+class TableView:
+    """``sui::table`` over one Table: each entry is a ``Field<K, V>`` object owned by the table, at the id
+    Sui derives from the key, loaded by the runtime when touched (as Sui's object runtime does)."""
+
+    def __init__(self, ctx: CallContext, table: Table, key_type: MoveType, value_type: MoveType) -> None:
+        self.ctx, self.table, self.key_type, self.value_type = ctx, table, key_type, value_type
+
+    def _field(self, key: Any) -> LiveObject | None:
+        return self.ctx.runtime.child(self._field_id(key))
+
+    def _field_id(self, key: Any) -> str:
+        return derive_dynamic_field_id(self.table.id, self.key_type.render(), to_bcs(key, self.key_type, {}))
+
+    def __contains__(self, key: Any) -> bool:
+        return self._field(key) is not None
+
+    def get(self, key: Any) -> Any:
+        """The value, or None when absent (``table::contains`` then ``table::borrow``)."""
+        field = self._field(key)
+        return None if field is None else field.fields["value"]
+
+    def borrow_mut(self, key: Any) -> Any:
+        field = self._field(key)
+        if field is None:
+            raise MoveAbort(FRAMEWORK, "dynamic_field", "borrow_child_object_mut", 1, "EFieldDoesNotExist")
+        self.ctx.runtime.mark_mutated(field)
+        return field.fields["value"]
+
+    def add(self, key: Any, value: Any) -> None:
+        if key in self:
+            raise MoveAbort(FRAMEWORK, "dynamic_field", "add", 0, "EFieldAlreadyExists")
+        field_id = self._field_id(key)
+        field_type = f"{FIELD_TYPE}<{self.key_type.render()}, {self.value_type.render()}>"
+        self.ctx.runtime.add_object(LiveObject(field_id, field_type, {"id": field_id, "name": key, "value": value},
+                                               Owner("OBJECT", address=self.table.id)))
+        self.table.size += 1
+
+    def remove(self, key: Any) -> Any:
+        field = self._field(key)
+        if field is None:
+            raise MoveAbort(FRAMEWORK, "dynamic_field", "remove_child_object", 1, "EFieldDoesNotExist")
+        self.ctx.runtime.delete_object(field)
+        self.table.size -= 1
+        return field.fields["value"]
 
 
 def reader(fn: Callable[..., Any]) -> Handler:

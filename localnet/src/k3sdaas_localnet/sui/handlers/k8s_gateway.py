@@ -61,7 +61,7 @@ def _assert_fresh(ctx: CallContext, timestamp_ms: int) -> None:
 
 def submit_k8s_request(ctx: CallContext, args: list[Any]) -> list[Any]:
     pool, token, method, path, namespace, payload_hash, _clock, _tx = args
-    record = pool.fields["records"].entries.get(token.id)  # a token of another pool has no record here
+    record = staking.record_of(ctx, pool, token.id)
     if not staking.is_valid_record(record, ctx.now_ms):
         ctx.abort("ETokenInvalid")
     if method not in READ_METHODS + WRITE_METHODS:

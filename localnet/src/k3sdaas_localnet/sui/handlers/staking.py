@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..objects import LiveObject, Table
+from ..objects import LiveObject
 from .base import CallContext, MoveFunction, MoveModule, reader
 
 MIST_PER_SUI = 1_000_000_000
@@ -68,12 +68,18 @@ def tier_for(amount: int) -> int:
     return next((tier for minimum, tier in TIERS if amount >= minimum), 0)
 
 
-def _record(ctx: CallContext, pool: LiveObject, token_id: str) -> dict[str, Any]:
+def _record(ctx: CallContext, pool: LiveObject, token_id: str, *, mutable: bool = False) -> dict[str, Any]:
     """The record or ``ETokenNotFound`` (reported in ``ctx``'s function, as each Move caller asserts itself)."""
-    records: Table = pool.fields["records"]
-    if token_id not in records.entries:
+    records = ctx.table(pool, "records")
+    record = records.get(token_id)
+    if record is None:
         ctx.abort("ETokenNotFound")
-    return records.entries[token_id]
+    return records.borrow_mut(token_id) if mutable else record
+
+
+def record_of(ctx: CallContext, pool: LiveObject, token_id: str) -> dict[str, Any] | None:
+    """``records[token_id]`` if present (a token of another pool has none)."""
+    return ctx.within(MODULE, "record").table(pool, "records").get(token_id)
 
 
 def _check_pool(ctx: CallContext, pool: LiveObject, token: LiveObject) -> None:
@@ -95,7 +101,7 @@ def is_valid_record(record: dict[str, Any] | None, now_ms: int) -> bool:
 def apply_slash(ctx: CallContext, pool: LiveObject, token_id: str, bps: int, reason: bytes) -> None:
     """``public(package) fun apply_slash``, the body of ``slash`` and of ``apply_enclave_slash``."""
     ctx = ctx.within(MODULE, "apply_slash")
-    record = _record(ctx, pool, token_id)
+    record = _record(ctx, pool, token_id, mutable=True)
     if not 1 <= bps <= MAX_BPS:
         ctx.abort("EInvalidBps")
     penalty = record["amount"] * bps // MAX_BPS
@@ -115,7 +121,7 @@ def apply_enclave_slash(ctx: CallContext, pool: LiveObject, token_id: str, bps: 
                         signed_at_ms: int) -> None:
     """``public(package) fun apply_enclave_slash``: refuses a signed request not newer than the last one."""
     inner = ctx.within(MODULE, "apply_enclave_slash")
-    record = _record(inner, pool, token_id)
+    record = _record(inner, pool, token_id, mutable=True)
     if signed_at_ms <= record["last_enclave_slash_ms"]:
         inner.abort("EReplayedSlash")
     record["last_enclave_slash_ms"] = signed_at_ms
@@ -152,17 +158,17 @@ def _open_record(ctx: CallContext, pool: LiveObject, token_id: str, payment: Liv
         ctx.abort("EStakeTooLow")
     if not 0 < len(node_id) <= MAX_NODE_ID_LEN:
         ctx.abort("EInvalidNodeId")
-    nodes: Table = pool.fields["nodes"]
-    if node_id in nodes.entries:
+    nodes = ctx.table(pool, "nodes")
+    if node_id in nodes:
         ctx.abort("ENodeAlreadyStaked")
     tier = tier_for(amount)
     expires = ctx.now_ms + pool.fields["token_ttl_ms"]
     pool.fields["staked"] += _take_coin(ctx, payment)
-    pool.fields["records"].entries[token_id] = {
+    ctx.table(pool, "records").add(token_id, {
         "node_id": node_id, "owner": owner, "staker": ctx.sender, "amount": amount, "tier": tier,
         "staked_at_ms": ctx.now_ms, "expires_at_ms": expires, "slashed_total": 0, "last_enclave_slash_ms": 0,
-    }
-    nodes.entries[node_id] = token_id
+    })
+    nodes.add(node_id, token_id)
     ctx.mutated(pool)
     ctx.emit(
         "Staked", pool_id=pool.id, token_id=token_id, node_id=node_id, owner=owner, staker=ctx.sender,
@@ -173,7 +179,7 @@ def _open_record(ctx: CallContext, pool: LiveObject, token_id: str, payment: Liv
 def refresh_seal_token(ctx: CallContext, args: list[Any]) -> list[Any]:
     pool, token, _clock = args
     _check_pool(ctx, pool, token)
-    record = _record(ctx, pool, token.id)
+    record = _record(ctx, pool, token.id, mutable=True)
     if record["tier"] == 0:
         ctx.abort("EStakeBelowMinimum")
     record["expires_at_ms"] = ctx.now_ms + pool.fields["token_ttl_ms"]
@@ -184,7 +190,7 @@ def refresh_seal_token(ctx: CallContext, args: list[Any]) -> list[Any]:
 
 def add_stake(ctx: CallContext, args: list[Any]) -> list[Any]:
     pool, token_id, payment, _clock = args
-    record = _record(ctx, pool, token_id)
+    record = _record(ctx, pool, token_id, mutable=True)
     added = payment.fields["balance"]
     if added == 0:
         ctx.abort("EZeroAmount")
@@ -203,8 +209,8 @@ def unstake(ctx: CallContext, args: list[Any]) -> list[Any]:
     record = _record(ctx, pool, token.id)
     if ctx.now_ms < record["staked_at_ms"] + pool.fields["unstake_cooldown_ms"]:
         ctx.abort("ECooldownActive")
-    del pool.fields["records"].entries[token.id]
-    del pool.fields["nodes"].entries[record["node_id"]]
+    ctx.table(pool, "records").remove(token.id)
+    ctx.table(pool, "nodes").remove(record["node_id"])
     pool.fields["staked"] -= record["amount"]
     ctx.mutated(pool)
     ctx.delete(token)
@@ -302,12 +308,11 @@ MODULE = MoveModule(
                      ("u64",)),
         MoveFunction(
             "is_valid", ("pool: &StakePool", "token_id: ID", "clock: &Clock"),
-            reader(lambda ctx, pool, token_id, _clock: is_valid_record(
-                pool.fields["records"].entries.get(token_id), ctx.now_ms)),
+            reader(lambda ctx, pool, token_id, _clock: is_valid_record(record_of(ctx, pool, token_id), ctx.now_ms)),
             ("bool",),
         ),
         MoveFunction("token_for_node", ("pool: &StakePool", "node_id: vector<u8>"),
-                     reader(lambda ctx, pool, node_id: pool.fields["nodes"].entries.get(node_id)), ("Option<ID>",)),
+                     reader(lambda ctx, pool, node_id: ctx.table(pool, "nodes").get(node_id)), ("Option<ID>",)),
         MoveFunction("token_ttl_ms", ("pool: &StakePool",), reader(lambda ctx, pool: pool.fields["token_ttl_ms"]),
                      ("u64",)),
         MoveFunction("staked_total", ("pool: &StakePool",), reader(lambda ctx, pool: pool.fields["staked"]),

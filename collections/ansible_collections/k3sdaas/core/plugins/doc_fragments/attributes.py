@@ -16,15 +16,37 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 """
 
-    # Membership in the k3sdaas action group
-    ACTIONGROUP = r"""
+    # Membership in the action groups, one per kind of connection (meta/runtime.yml)
+    ACTIONGROUP_SUI = r"""
 options: {}
 attributes:
   action_group:
-    description: Use C(group/k3sdaas.core.k3sdaas) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/k3sdaas.core.sui) in C(module_defaults) to set the Sui connection for this module.
     support: full
     membership:
-      - k3sdaas.core.k3sdaas
+      - k3sdaas.core.sui
+"""
+
+    ACTIONGROUP_NITRO = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/k3sdaas.core.nitro) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - k3sdaas.core.nitro
+"""
+
+    ACTIONGROUP_AWS = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/k3sdaas.core.aws) in C(module_defaults) to set the AWS connection for this module.
+      - The group extends C(amazon.aws.aws), so the same defaults also reach every amazon.aws module.
+    support: full
+    membership:
+      - k3sdaas.core.aws
 """
 
     CHECK_MODE_FULL = r"""

@@ -19,7 +19,7 @@ options:
     description:
       - A file holding the signer's private key, as a V(suiprivkey1...) bech32 string, a base64 Sui keystore entry,
         or a Sui keystore file (a JSON list; the first key is used).
-      - The file must not be readable by group or others.
+      - The file must be a regular file of at most 64 KiB, not readable by group or others.
       - If not set, the E(SUI_KEY_FILE) environment variable is used.
       - Mutually exclusive with O(private_key); one of the two is required.
     type: path
@@ -33,17 +33,21 @@ options:
     description:
       - A PEM file of CA certificates to trust for the node's TLS certificate instead of the public CA bundle,
         for a private node or the local stand-in.
+      - A regular file of at most 1 MiB.
       - If not set, the E(SUI_CA_FILE) environment variable is used.
     type: path
   timeout:
     description:
       - Seconds allowed for each RPC, or for building and executing one transaction.
+      - More than 0 and at most 600.
     type: float
     default: 30.0
   retries:
     description:
       - How often a call is retried after a transport failure (connection refused or reset, timeout,
         gRPC C(UNAVAILABLE)). Aborts and rejected transactions are never retried.
+      - 0 to 10. The wait between attempts doubles from 0.5 seconds up to 2 seconds, and a call stops retrying
+        once it has waited 10 seconds in all, so no setting makes a call against a dead node hang.
     type: int
     default: 3
 requirements:

@@ -1,6 +1,6 @@
 # Copyright: K3s-DaaS engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure decisions of the nitro_enclave module: resource limits, the EIF build record, enclave matching.
+"""Pure decisions of the nitro_enclave module: option checks, resource limits, the EIF build record, enclave matching.
 
 Nothing here runs a command, so every rule can be unit-tested without Docker or nitro-cli.
 """
@@ -11,6 +11,10 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
+import stat
+
+from ansible_collections.k3sdaas.core.plugins.module_utils.module import ModuleError
 
 # nitro-cli refuses less than 4 x the EIF file size (E26); the Nitro driver needs at least 64 MiB.
 EIF_MEMORY_FACTOR = 4
@@ -21,29 +25,89 @@ MAX_CID = (1 << 32) - 1
 PCR_NAMES = ("PCR0", "PCR1", "PCR2", "PCR8")
 RECORD_SUFFIX = ".json"
 THREAD_SIBLINGS = "/sys/devices/system/cpu/cpu0/topology/thread_siblings_list"
+MAX_CPU_COUNT = (1 << 32) - 1  # nitro-cli's u32
+MAX_MEMORY_MIB = ((1 << 64) - 1) >> 20  # nitro-cli's u64 of bytes
+MAX_INPUT_FILE_BYTES = 1 << 20  # allocator.yaml, the signing certificate and key are a few KiB
+MAX_DOCKER_URI_BYTES = 512  # a Docker reference: name up to 255 characters, tag up to 128, or a digest
+MAX_ENCLAVE_NAME_BYTES = 255  # nitro-cli prints it in every describe-enclaves; kept to a file name's length
 # nitro-cli error codes that point at one option (E20-E22 CPU pool, E26/E27 memory, E03 CID).
 FIELD_BY_ERROR_CODE = {20: "cpu_count", 21: "cpu_count", 22: "cpu_count", 26: "memory_mib", 27: "memory_mib"}
 
 
-class NitroEnclaveError(Exception):
+class NitroEnclaveError(ModuleError):
     """A refusal the user can fix; ``field`` names the option at fault."""
-
-    def __init__(self, message, field):
-        super().__init__(message)
-        self.field = field
 
 
 def command_argv(nitro_cli):
     """The nitro_cli option as argv: a list as given, a string split like a shell would."""
-    argv = [str(part) for part in nitro_cli] if isinstance(nitro_cli, (list, tuple)) else shlex.split(str(nitro_cli))
-    if not argv:
+    if isinstance(nitro_cli, (list, tuple)):
+        argv = [str(part) for part in nitro_cli]
+    elif isinstance(nitro_cli, str):
+        try:
+            argv = shlex.split(nitro_cli)
+        except ValueError as exc:  # an unclosed quote
+            raise NitroEnclaveError("nitro_cli {0!r:.200} cannot be split: {1}".format(nitro_cli, exc), "nitro_cli")
+    else:
+        raise NitroEnclaveError("nitro_cli must be a list of arguments or a string", "nitro_cli")
+    if not argv or not argv[0]:
         raise NitroEnclaveError("nitro_cli is empty", "nitro_cli")
     return argv
 
 
+def path_stat(path, option):
+    """os.stat of a path option, None when it does not exist; a name too long or a loop is the option's fault."""
+    if not path:
+        raise NitroEnclaveError("{0} is empty".format(option), option)
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise NitroEnclaveError("{0} {1!r:.200}: {2}".format(option, path, exc.strerror), option)
+
+
+def check_file(path, option, required=True):
+    """A file the module reads must be a regular file of bounded size (not a directory, FIFO or device)."""
+    info = path_stat(path, option)
+    if info is None and not required:
+        return
+    if info is None or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INPUT_FILE_BYTES:
+        raise NitroEnclaveError(
+            "{0} {1!r:.200} must be a regular file of at most {2} bytes".format(option, path, MAX_INPUT_FILE_BYTES),
+            option,
+        )
+
+
+def check_text(value, option, max_bytes):
+    if value is not None and (not value.strip() or len(value.encode("utf-8")) > max_bytes):
+        raise NitroEnclaveError("{0} must be 1 to {1} bytes, not blank".format(option, max_bytes), option)
+
+
+def check_params(params):
+    """Refuse malformed options up front, whatever the state: nothing is read, built or started before."""
+    check_cid(params["enclave_cid"])
+    command = command_argv(params["nitro_cli"])[0]
+    if shutil.which(command) is None:
+        raise NitroEnclaveError("nitro_cli: command {0!r:.200} is not found".format(command), "nitro_cli")
+    check_text(params["docker_uri"], "docker_uri", MAX_DOCKER_URI_BYTES)
+    check_text(params["enclave_name"], "enclave_name", MAX_ENCLAVE_NAME_BYTES)
+    eif_path = params["eif_path"]
+    info = path_stat(eif_path, "eif_path")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise NitroEnclaveError("eif_path {0!r:.200} must be a file path, not a directory".format(eif_path), "eif_path")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(eif_path))):
+        raise NitroEnclaveError("eif_path {0!r:.200}: its directory does not exist".format(eif_path), "eif_path")
+    check_file(params["allocator_file"], "allocator_file", required=False)
+    if params["signing_certificate"] is not None:
+        check_file(params["signing_certificate"], "signing_certificate")
+        key = params["private_key"]
+        if not key.startswith("arn:"):  # a KMS key ARN is checked by nitro-cli and KMS
+            check_file(key, "private_key")
+
+
 def parse_cpu_list(text, field):
     """Linux CPU list syntax as in allocator.yaml's cpu_pool and sysfs, e.g. "2,3,6-9"."""
-    cpus = set()
+    cpus: set[int] = set()
     for part in str(text).split(","):
         low, _sep, high = part.strip().partition("-")
         if not low.isdigit() or (high and not high.isdigit()) or (high and int(high) < int(low)):
@@ -220,9 +284,12 @@ def enclave_drift(enclave, wanted_pcrs, cpu_count, memory_mib, debug_mode, encla
     Memory counts as matching when the enclave holds at least what is asked, because nitro-cli
     rounds the request up to hugepages.
     """
-    drift = []
-    if wanted_pcrs is None or enclave["pcrs"].get("PCR0") != wanted_pcrs.get("PCR0"):
-        drift.append("PCR0")
+    # Every measured PCR counts: a new signing certificate changes PCR8 alone, and the enclave must then
+    # run the re-signed EIF. Without an EIF yet (check mode before a build) the image counts as changed.
+    if wanted_pcrs is None:
+        drift = ["PCR0"]
+    else:
+        drift = [name for name in PCR_NAMES if enclave["pcrs"].get(name) != wanted_pcrs.get(name)]
     if enclave["state"] != "RUNNING":
         drift.append("state")
     if enclave["cpu_count"] != cpu_count:

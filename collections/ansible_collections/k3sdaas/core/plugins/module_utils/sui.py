@@ -19,6 +19,8 @@ try:
 except ImportError:
     pass  # K3sdaasModule reports the missing runtime library
 
+U64_MAX = (1 << 64) - 1  # Move's u64: the range of every amount, duration and timestamp on chain
+
 
 def sui_argument_spec():
     """Connection and signing options of every Sui module."""
@@ -62,29 +64,23 @@ class SuiModule(K3sdaasModule):
 
     def checked(self, function, *args):
         """``function(*args)``, failing the module with the runtime's error (bad amount, tier...)."""
-        try:
-            return function(*args)
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            self.fail_from_exception(exc)
+        return self.guarded(function, *args)
 
     def execute(self, operation):
         """Run ``operation(client)`` (a coroutine function) with a connected client; exit with its result.
 
         The client is resolved to the deployment of ``package_id`` first when the module needs one.
-        Any runtime error fails the module with the error's message and the option at fault.
+        Any error fails the module with the error's message and the option at fault.
         """
 
         async def main():
-            async with ChainClient(self.settings()) as client:
+            # check mode: the client simulates its transactions on the node, so it decides as a real run
+            async with ChainClient(self.settings(), dry_run=self.check_mode) as client:
                 if self._needs_package:
                     await client.resolve_deployment(self.params["package_id"])
                 return await operation(client)
 
-        try:
-            result = self.run(main())
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            self.fail_from_exception(exc)
-        self.exit_json(**result)
+        self.exit_json(**self.guarded(lambda: self.run(main())))
 
 
 def amount_in_mist(value, unit):

@@ -93,18 +93,20 @@ options:
     default: true
   wait_timeout:
     description:
-      - How many seconds to wait before failing.
+      - How many seconds to wait before failing, 0 to 86400.
     type: int
     default: 600
 notes:
   - The identity tags are always set and cannot be purged; O(tags) adds to them.
+  - Options are checked against EC2's formats and limits before any request is sent (resource ids, tag keys of
+    128 and values of 256 characters, 50 tags, 16 KB of user data).
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.tags
   - amazon.aws.boto3
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_aws
   - k3sdaas.core.attributes.check_mode_full
 """
 
@@ -187,6 +189,7 @@ enclave_support:
     reason: "m5.xlarge: NitroEnclavesSupport=supported, 4 vCPUs"
 """
 
+import re
 import uuid
 from typing import Any
 
@@ -198,13 +201,13 @@ except ImportError:
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import (
-    AnsibleEC2Error,
     describe_instances,
     ensure_ec2_tags,
     run_instances,
     start_instances,
     terminate_instances,
 )
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
@@ -213,20 +216,64 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
 )
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
 from ansible_collections.k3sdaas.core.plugins.module_utils.aws_enclave_support import EnclaveSupport, enclave_support
+from ansible_collections.k3sdaas.core.plugins.module_utils.module import ModuleError, failure
 
 # Instances in these states still exist for our purpose; shutting-down/terminated ones do not.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 WAITER_DELAY = 15
 ROLE_TAG = "k3sdaas:role"
 CLUSTER_TAG = "k3sdaas:cluster"
+MAX_WAIT_TIMEOUT = 86400
+# EC2's documented limits: tag keys 128 and values 256 characters, 50 tags, user data 16 KB, names 255.
+MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, MAX_USER_DATA, MAX_NAME = 128, 256, 50, 16384, 255
+ID_PATTERNS = {
+    "image_id": re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
+    "subnet_id": re.compile(r"subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
+    "security_group_ids": re.compile(r"sg-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
+}
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
-class EnclaveInstanceError(Exception):
+class EnclaveInstanceError(ModuleError):
     """A refusal the user can fix; ``field`` names the option at fault."""
 
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+
+def check_options(params: dict[str, Any]) -> None:
+    """Refuse what EC2 would refuse (its documented formats and limits) before any request is sent."""
+    for option in ("name", "cluster", "node_role"):
+        check_tag_text(option, params[option], MAX_TAG_VALUE, blank=False)
+    for option, pattern in ID_PATTERNS.items():
+        values = params[option] if isinstance(params[option], list) else [params[option]]
+        for value in values:
+            if value is not None and not pattern.fullmatch(value):
+                raise EnclaveInstanceError(f"{option}: {value!r:.100} is not an EC2 id like {pattern.pattern}", option)
+    if not INSTANCE_TYPE.fullmatch(params["instance_type"]):
+        raise EnclaveInstanceError(
+            f"instance_type: {params['instance_type']!r:.100} is not an EC2 instance type like m5.xlarge", "instance_type"
+        )
+    for option in ("key_name", "iam_instance_profile"):
+        check_tag_text(option, params[option], MAX_NAME, blank=False)
+    if params["user_data"] is not None and len(params["user_data"].encode("utf-8")) > MAX_USER_DATA:
+        raise EnclaveInstanceError(f"user_data is limited to {MAX_USER_DATA} bytes by EC2", "user_data")
+    tags = params["tags"] or {}
+    if len(tags) + 3 > MAX_TAGS:
+        raise EnclaveInstanceError(f"tags: EC2 allows {MAX_TAGS} tags, 3 of which are the identity", "tags")
+    for key, value in tags.items():
+        check_tag_text("tags", key, MAX_TAG_KEY, blank=False)
+        check_tag_text("tags", value if isinstance(value, (str, dict, list)) else str(value), MAX_TAG_VALUE, True)
+        if key.lower().startswith("aws:"):
+            raise EnclaveInstanceError(f"tags: the aws: prefix is reserved by AWS ({key!r:.100})", "tags")
+    if not 0 <= params["wait_timeout"] <= MAX_WAIT_TIMEOUT:
+        raise EnclaveInstanceError(f"wait_timeout must be 0 to {MAX_WAIT_TIMEOUT}, got {params['wait_timeout']}",
+                                   "wait_timeout")
+
+
+def check_tag_text(option: str, value: Any, limit: int, blank: bool) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > limit or (not blank and not value.strip()):
+        raise EnclaveInstanceError(f"{option}: {value!r:.100} must be text of {0 if blank else 1} to {limit} "
+                                   "characters", option)
 
 
 def identity_tags(name: str, cluster: str, node_role: str) -> dict[str, str]:
@@ -468,6 +515,10 @@ def main() -> None:
         required_if=[("state", "present", ["image_id"])],
         supports_check_mode=True,
     )
+    try:
+        check_options(module.params)
+    except EnclaveInstanceError as e:
+        module.fail_json(**failure(e))
     retry_decorator = AWSRetry.jittered_backoff(
         catch_extra_error_codes=["IncorrectState", "InvalidInstanceID.NotFound"]
     )
@@ -478,14 +529,12 @@ def main() -> None:
             result, before, after = ensure_present(module, client)
         else:
             result, before, after = ensure_absent(module, client)
-    except EnclaveInstanceError as e:
-        module.fail_json(msg=str(e), field=e.field)
-    except AnsibleEC2Error as e:
-        if e.exception:
-            module.fail_json_aws(e.exception, msg=e.message)
-        module.fail_json(msg=e.message)
+    except AnsibleAWSError as e:
+        module.fail_json_aws_error(e)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="EC2 request failed")
+    except Exception as e:  # pylint: disable=broad-exception-caught
+        module.fail_json(**failure(e))  # the error path every k3sdaas.core module shares
 
     result["instance"] = snake_instance(result["instance"])
     if module._diff:

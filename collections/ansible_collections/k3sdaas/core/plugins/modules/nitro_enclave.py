@@ -14,9 +14,9 @@ description:
   - Next to the EIF the module keeps a build record, O(eif_path) plus C(.json), with the Docker image ID the
     EIF was built from and its measurements. The EIF is rebuilt only when the image ID changed, the signing
     certificate changed, or the EIF no longer measures what its record says.
-  - An enclave is identified by its name, O(enclave_name). It is left alone when it runs the EIF's PCR0 with
-    the asked CPU count, at least the asked memory, the same debug flag and, if given, the same CID;
-    otherwise it is replaced, which means terminated and then started again.
+  - An enclave is identified by its name, O(enclave_name). It is left alone when it runs the EIF's measurements
+    (PCR0, PCR1, PCR2 and, for a signed EIF, PCR8) with the asked CPU count, at least the asked memory, the same
+    debug flag and, if given, the same CID; otherwise it is replaced, which means terminated and then started again.
   - Before building, terminating or starting anything, the request is checked against the allocator
     settings (O(allocator_file)), what other enclaves use, the host's CPU topology and the EIF's size, and
     refused with an error that names the option at fault.
@@ -105,7 +105,7 @@ notes:
   - The enclave is replaced when its image changes, so its CID and enclave ID change with it.
 extends_documentation_fragment:
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_nitro
   - k3sdaas.core.attributes.check_mode_full
 """
 
@@ -163,8 +163,8 @@ build_reason:
 drift:
   description:
     - Why the enclave was (or would be) started or replaced; empty when it was left alone.
-    - V(absent) means no enclave had the name; otherwise the differing fields, from V(PCR0), V(state),
-      V(cpu_count), V(memory_mib), V(debug_mode) and V(enclave_cid).
+    - V(absent) means no enclave had the name; otherwise the differing fields, from V(PCR0), V(PCR1), V(PCR2),
+      V(PCR8), V(state), V(cpu_count), V(memory_mib), V(debug_mode) and V(enclave_cid).
   returned: when O(state=running)
   type: list
   elements: str
@@ -252,10 +252,13 @@ from pathlib import Path
 from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule
 from ansible_collections.k3sdaas.core.plugins.module_utils.nitro import (
     FIELD_BY_ERROR_CODE,
+    MAX_CPU_COUNT,
+    MAX_MEMORY_MIB,
+    MIN_MEMORY_MIB,
     THREAD_SIBLINGS,
     NitroEnclaveError,
     build_reason,
-    check_cid,
+    check_params,
     check_resources,
     command_argv,
     diff_view,
@@ -273,10 +276,8 @@ from ansible_collections.k3sdaas.core.plugins.module_utils.nitro import (
 
 try:
     import yaml
-    from k3sdaas.errors import K3sdaasError
     from k3sdaas.nitro.driver import NitroCli
     from k3sdaas.nitro.eif import EifError, read_eif
-    from k3sdaas.nitro.errors import parse_error_output
 except ImportError:
     pass  # K3sdaasModule reports the missing runtime library
 
@@ -351,19 +352,17 @@ class EnclaveRun:
         """Build into a temporary file first, so a failed build leaves the previous EIF in place."""
         self.actions.append("build")
         temporary = self.eif_path + ".partial.eif"
-        args = ["build-enclave", "--docker-uri", self.params["docker_uri"], "--output-file", temporary]
-        if self.params["signing_certificate"]:
-            args += [
-                "--signing-certificate",
-                self.params["signing_certificate"],
-                "--private-key",
-                self.params["private_key"],
-            ]
-        result = self.cli.run(*args)
-        if result.exit_code != 0:
+        try:
+            self.cli.build_enclave(
+                self.params["docker_uri"],
+                temporary,
+                signing_certificate=self.params["signing_certificate"],
+                private_key=self.params["private_key"],
+            )
+        except Exception:
             if os.path.exists(temporary):
                 os.remove(temporary)
-            raise parse_error_output(result.stderr, result.exit_code, result.stdout)
+            raise
         os.replace(temporary, self.eif_path)
         info = read_eif_info(self.eif_path)
         write_record(
@@ -398,11 +397,6 @@ class EnclaveRun:
         image = self.image()
         signing_digest = None
         if self.params["signing_certificate"]:
-            if not os.path.exists(self.params["signing_certificate"]):
-                raise NitroEnclaveError(
-                    "signing_certificate {0} does not exist".format(self.params["signing_certificate"]),
-                    "signing_certificate",
-                )
             signing_digest = file_sha256(self.params["signing_certificate"])
         info = self.eif()
         reason = build_reason(
@@ -443,7 +437,6 @@ class EnclaveRun:
 
     def running(self):
         params = self.params
-        check_cid(params["enclave_cid"])
         if params["debug_mode"]:
             self.module.warn(DEBUG_WARNING)
         current, others = self.enclaves()
@@ -557,23 +550,20 @@ def main():
             ["state", "running", ["docker_uri", "memory_mib"]],
         ],
         required_together=[["signing_certificate", "private_key"]],
+        ranges=dict(cpu_count=(1, MAX_CPU_COUNT), memory_mib=(MIN_MEMORY_MIB, MAX_MEMORY_MIB)),
     )
-    run = None
+    module.guarded(check_params, module.params)
+    run = module.guarded(EnclaveRun, module)
     try:
-        run = EnclaveRun(module)
         state = module.params["state"]
         result = run.running() if state == "running" else run.built() if state == "built" else run.absent()
-    except NitroEnclaveError as exc:
-        module.fail_json(msg=str(exc), field=exc.field, error_type=type(exc).__name__)
-    except K3sdaasError as exc:
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         if getattr(exc, "field", None) is None and getattr(exc, "code", None) in FIELD_BY_ERROR_CODE:
-            exc.field = FIELD_BY_ERROR_CODE[exc.code]
-        done = run.actions if run else []
-        module.fail_from_exception(exc, msg="failed after {0}".format(", ".join(done)) if done else None)
+            exc.field = FIELD_BY_ERROR_CODE[exc.code]  # a nitro-cli error code that points at one option
+        module.fail_from_exception(exc, msg="failed after {0}".format(", ".join(run.actions)) if run.actions else None)
     if not module.diff_mode:
         result.pop("diff")
     module.exit_json(changed=bool(run.actions), actions=run.actions, **result)
-
 
 if __name__ == "__main__":
     main()

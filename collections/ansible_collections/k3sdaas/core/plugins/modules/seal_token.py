@@ -36,22 +36,24 @@ options:
   refresh_within:
     description:
       - With O(state=refreshed), refresh when fewer than this many seconds of validity are left.
+      - Must not be negative.
     type: int
     default: 604800
   min_tier:
     description:
       - Fail unless the token is valid and has at least this tier, by number (V(1)-V(4)) or name
-        (V(viewer), V(developer), V(admin), V(super-user)).
+        (V(viewer), V(developer), V(admin), V(super-user)). V(0) is refused, as it requires nothing.
     type: str
   min_valid_for:
     description:
       - Fail unless the token is valid and stays valid for at least this many seconds.
+      - Must not be negative.
     type: int
 extends_documentation_fragment:
   - k3sdaas.core.sui
   - k3sdaas.core.sui.package
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_sui
   - k3sdaas.core.attributes.check_mode_full
 author:
   - K3s-DaaS engineers (@k3sdaas)
@@ -121,14 +123,21 @@ returned_mist:
   sample: 0
 """
 
-import dataclasses
-
-from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule, address, tier_number, token_diff
+from ansible_collections.k3sdaas.core.plugins.module_utils.sui import (
+    U64_MAX,
+    SuiModule,
+    address,
+    tier_number,
+    token_diff,
+)
 
 try:
     from k3sdaas.chain import InsufficientStake, ObjectNotFound, TokenExpired
 except ImportError:
     pass  # SuiModule reports the missing runtime library
+
+
+MAX_SECONDS = U64_MAX // 1000  # expiry is u64 milliseconds on chain
 
 
 async def look_up(module, client, token_id):
@@ -195,25 +204,19 @@ def summary(token, returned_mist=0):
     )
 
 
-async def predict_refresh(client, token):
-    """The token as a refresh would leave it: expiring one pool TTL from now."""
-    ttl_ms = (await client.pool_state()).token_ttl_ms
-    return dataclasses.replace(token, expires_at_ms=token.chain_time_ms + ttl_ms, valid=token.tier >= 1)
-
-
 async def run(module, client, token_id, min_tier):
     token = await look_up(module, client, token_id)
     state = module.params["state"]
     if state == "absent":
         if token is None:
             return dict(summary(None), changed=False)
-        returned = token.stake_mist if module.check_mode else await client.unstake(token.token_id)
+        returned = await client.unstake(token.token_id)  # simulated in check mode
         return dict(summary(token, returned), changed=True, diff=token_diff(token.as_dict(), None))
     if state == "refreshed":
         if token is None:
             raise ObjectNotFound("no token to refresh", field="token_id" if token_id else "node_id")
         if token.seconds_left() < module.params["refresh_within"]:
-            after = await predict_refresh(client, token) if module.check_mode else await client.refresh(token.token_id)
+            after = await client.refresh(token.token_id)
             check_requirements(module, after, min_tier)
             return dict(summary(after), changed=True, diff=token_diff(token.as_dict(), after.as_dict()))
     check_requirements(module, token, min_tier)
@@ -232,6 +235,7 @@ def main():
         ),
         mutually_exclusive=[["token_id", "node_id"]],
         required_one_of=[["token_id", "node_id"]],
+        ranges=dict(refresh_within=(0, MAX_SECONDS), min_valid_for=(0, MAX_SECONDS)),
     )
     token_id = module.checked(address, module.params["token_id"], "token_id")
     min_tier = (
@@ -239,6 +243,8 @@ def main():
         if module.params["min_tier"] is None
         else module.checked(tier_number, module.params["min_tier"], "min_tier")
     )
+    if min_tier == 0:
+        module.fail_json(msg="min_tier 0 requires nothing; use 1 (viewer) to 4 (super-user)", field="min_tier")
     module.execute(lambda client: run(module, client, token_id, min_tier))
 
 

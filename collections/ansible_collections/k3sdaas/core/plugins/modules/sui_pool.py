@@ -25,7 +25,7 @@ extends_documentation_fragment:
   - k3sdaas.core.sui
   - k3sdaas.core.sui.package
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_sui
   - k3sdaas.core.attributes.check_mode_full
 author:
   - K3s-DaaS engineers (@k3sdaas)
@@ -69,9 +69,7 @@ pool:
       type: int
 """
 
-import dataclasses
-
-from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule
+from ansible_collections.k3sdaas.core.plugins.module_utils.sui import U64_MAX, SuiModule
 
 SETTINGS = ("token_ttl_ms", "unstake_cooldown_ms")
 
@@ -82,14 +80,8 @@ async def ensure_config(module, client):
     changes = {name: value for name, value in wanted.items() if getattr(before, name) != value}
     if not changes:
         return dict(changed=False, pool=before.as_dict())
-    if module.check_mode:
-        after = dataclasses.replace(before, **changes)
-    else:
-        if "token_ttl_ms" in changes:
-            await client.set_token_ttl(changes["token_ttl_ms"])
-        if "unstake_cooldown_ms" in changes:
-            await client.set_unstake_cooldown(changes["unstake_cooldown_ms"])
-        after = await client.pool_state()
+    await client.configure_pool(**changes)  # one transaction; simulated in check mode
+    after = await client.pool_state()
     return dict(changed=True, pool=after.as_dict(), diff=dict(before=before.as_dict(), after=after.as_dict()))
 
 
@@ -99,11 +91,8 @@ def main():
             token_ttl_ms=dict(type="int", no_log=False),
             unstake_cooldown_ms=dict(type="int"),
         ),
+        ranges=dict(token_ttl_ms=(1, U64_MAX), unstake_cooldown_ms=(0, U64_MAX)),
     )
-    if module.params["token_ttl_ms"] is not None and module.params["token_ttl_ms"] <= 0:
-        module.fail_json(msg="token_ttl_ms must be positive", field="token_ttl_ms")
-    if module.params["unstake_cooldown_ms"] is not None and module.params["unstake_cooldown_ms"] < 0:
-        module.fail_json(msg="unstake_cooldown_ms cannot be negative", field="unstake_cooldown_ms")
     module.execute(lambda client: ensure_config(module, client))
 
 

@@ -19,7 +19,8 @@ options:
     description:
       - The JSON that C(sui move build --dump-bytecode-as-base64) prints for the package
         (C(modules) as base64, C(dependencies) as object ids).
-      - Required when the package has to be published.
+      - Required when the package has to be published. When set, it is read and checked on every run, also when
+        the deployment already exists; it must be a regular file of at most 1 MiB.
     type: path
   package_id:
     description:
@@ -29,7 +30,7 @@ options:
 extends_documentation_fragment:
   - k3sdaas.core.sui
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_sui
   - k3sdaas.core.attributes.check_mode_full
 author:
   - K3s-DaaS engineers (@k3sdaas)
@@ -101,19 +102,19 @@ def as_result(deployment):
     return {key: value or "" for key, value in deployment.as_dict().items()}
 
 
-async def ensure_published(module, client, package_id):
+async def ensure_published(module, client, package_id, build):
     if package_id:
         deployment = await client.resolve_deployment(package_id)
         return dict(as_result(deployment), changed=False, address=client.address)
     deployment = await client.find_deployment()
     if deployment is not None:
         return dict(as_result(deployment), changed=False, address=client.address)
-    if not module.params["build_output"]:
+    if build is None:
         module.fail_json(
             msg="no k3s_daas deployment of {0} was found and build_output is not set".format(client.address),
             field="build_output",
         )
-    modules, dependencies = load_build_output(module.params["build_output"])
+    modules, dependencies = build
     if module.check_mode:
         return dict(EMPTY, changed=True, address=client.address, diff=dict(before={}, after=dict(published=True)))
     deployment = await client.publish(modules, dependencies)
@@ -127,7 +128,11 @@ def main():
         needs_package=False,
     )
     package_id = module.checked(address, module.params["package_id"], "package_id")
-    module.execute(lambda client: ensure_published(module, client, package_id))
+    # A given build output is read first, whether or not it is needed, so a bad one fails every run alike.
+    build = None if module.params["build_output"] is None else module.checked(
+        load_build_output, module.params["build_output"]
+    )
+    module.execute(lambda client: ensure_published(module, client, package_id, build))
 
 
 if __name__ == "__main__":

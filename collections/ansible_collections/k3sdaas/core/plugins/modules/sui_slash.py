@@ -30,13 +30,14 @@ options:
   reason:
     description:
       - The incident, recorded on chain with the slash; one slash per token and reason.
+      - At most 16382 bytes of UTF-8, what fits in one Sui transaction argument (16 KiB).
     type: str
     required: true
 extends_documentation_fragment:
   - k3sdaas.core.sui
   - k3sdaas.core.sui.package
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_sui
   - k3sdaas.core.attributes.check_mode_full
 author:
   - K3s-DaaS engineers (@k3sdaas)
@@ -67,9 +68,12 @@ from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule,
 
 try:
     from k3sdaas.chain import ObjectNotFound
-    from k3sdaas.chain.abi import tier_for_amount, tier_name
 except ImportError:
     pass  # SuiModule reports the missing runtime library
+
+
+# Sui's max_pure_argument_size is 16 KiB, and the BCS length prefix of a string that long takes 2 bytes.
+MAX_REASON_BYTES = 16 * 1024 - 2
 
 
 async def ensure_slashed(module, client, token_id):
@@ -82,23 +86,10 @@ async def ensure_slashed(module, client, token_id):
             raise ObjectNotFound("node {0} has no live token to slash".format(params["node_id"]), field="node_id")
     if params["reason"] in await client.slash_reasons(token.token_id):
         return dict(changed=False, token=token.as_dict(), penalty_mist=0)
-    penalty = token.stake_mist * params["bps"] // 10000
-    after = None if module.check_mode else await client.slash(token.token_id, params["bps"], params["reason"])
-    if after is None:
-        left = token.stake_mist - penalty
-        tier = tier_for_amount(left)
-        after_dict = dict(
-            token.as_dict(),
-            stake_mist=left,
-            tier=tier,
-            tier_name=tier_name(tier),
-            valid=token.valid and tier > 0,
-            slashed=True,
-            slashed_total_mist=token.slashed_total_mist + penalty,
-        )
-    else:
-        after_dict = after.as_dict()
-    return dict(changed=True, token=after_dict, penalty_mist=penalty, diff=token_diff(token.as_dict(), after_dict))
+    after = await client.slash(token.token_id, params["bps"], params["reason"])  # simulated in check mode
+    penalty = after.slashed_total_mist - token.slashed_total_mist
+    return dict(changed=True, token=after.as_dict(), penalty_mist=penalty,
+                diff=token_diff(token.as_dict(), after.as_dict()))
 
 
 def main():
@@ -111,11 +102,18 @@ def main():
         ),
         mutually_exclusive=[["token_id", "node_id"]],
         required_one_of=[["token_id", "node_id"]],
+        ranges=dict(bps=(1, 10000)),
     )
-    if not 1 <= module.params["bps"] <= 10000:
-        module.fail_json(msg="bps must be between 1 and 10000, got {0}".format(module.params["bps"]), field="bps")
     if not module.params["reason"].strip():
         module.fail_json(msg="reason must not be empty", field="reason")
+    reason_bytes = len(module.params["reason"].encode("utf-8"))
+    if reason_bytes > MAX_REASON_BYTES:
+        module.fail_json(
+            msg="reason is {0} bytes; Sui accepts at most {1} in one transaction argument".format(
+                reason_bytes, MAX_REASON_BYTES
+            ),
+            field="reason",
+        )
     token_id = module.checked(address, module.params["token_id"], "token_id")
     module.execute(lambda client: ensure_slashed(module, client, token_id))
 

@@ -45,7 +45,8 @@ options:
     description:
       - The address that receives the SealToken, normally the node's own Sui address.
       - Defaults to the signer's address.
-      - A node whose live token has another owner makes the module fail rather than stake twice.
+      - A node whose live token has another owner than O(owner), or than the signer when O(owner) is not set,
+        makes the module fail rather than stake twice or top up someone else's token.
     type: str
   allow_restake:
     description:
@@ -57,7 +58,7 @@ extends_documentation_fragment:
   - k3sdaas.core.sui
   - k3sdaas.core.sui.package
   - k3sdaas.core.attributes
-  - k3sdaas.core.attributes.actiongroup
+  - k3sdaas.core.attributes.actiongroup_sui
   - k3sdaas.core.attributes.check_mode_full
 author:
   - K3s-DaaS engineers (@k3sdaas)
@@ -152,21 +153,10 @@ address:
 
 from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule, address, amount_in_mist, token_diff
 
-try:
-    from k3sdaas.chain.abi import tier_for_amount, tier_name
-except ImportError:
-    pass  # SuiModule reports the missing runtime library
-
 
 def committed(token):
     """What the operator has put in: slashing lowers the stake but not the commitment."""
     return token.stake_mist + token.slashed_total_mist
-
-
-def predicted(token, stake_mist):
-    """The token as a stake of ``stake_mist`` would leave it (check mode)."""
-    tier = tier_for_amount(stake_mist)
-    return dict(token, stake_mist=stake_mist, tier=tier, tier_name=tier_name(tier))
 
 
 async def ensure_present(module, client, wanted_mist, owner):
@@ -178,15 +168,13 @@ async def ensure_present(module, client, wanted_mist, owner):
             module.warn("node {0} was unstaked before and allow_restake is false; not staking it".format(node_id))
             return dict(result, token={})
         result.update(changed=True, added_mist=wanted_mist)
-        if module.check_mode:
-            after = predicted(dict(node_id=node_id, owner=owner or client.address, slashed_total_mist=0), wanted_mist)
-        else:
-            after = (await client.stake(node_id, wanted_mist, owner)).as_dict()
+        after = (await client.stake(node_id, wanted_mist, owner)).as_dict()  # simulated in check mode
         return dict(result, token=after, diff=token_diff(None, after))
-    if owner and token.owner != owner:
+    # Checked whether or not owner is set: without it the signer's own token is meant, never another's.
+    if token.owner != (owner or client.address):
         module.fail_json(
             msg="node {0} already has token {1} owned by {2}, not {3}".format(
-                node_id, token.token_id, token.owner, owner
+                node_id, token.token_id, token.owner, owner or "the signer {0}".format(client.address)
             ),
             field="owner",
         )
@@ -194,10 +182,7 @@ async def ensure_present(module, client, wanted_mist, owner):
     if missing <= 0:
         return dict(result, token=token.as_dict())
     result.update(changed=True, added_mist=missing)
-    if module.check_mode:
-        after = predicted(token.as_dict(), token.stake_mist + missing)
-    else:
-        after = (await client.add_stake(token.token_id, missing)).as_dict()
+    after = (await client.add_stake(token.token_id, missing)).as_dict()
     return dict(result, token=after, diff=token_diff(token.as_dict(), after))
 
 
@@ -206,7 +191,7 @@ async def ensure_absent(module, client):
     result = dict(changed=token is not None, added_mist=0, returned_mist=0, address=client.address)
     if token is None:
         return dict(result, token={})
-    returned = token.stake_mist if module.check_mode else await client.unstake(token.token_id)
+    returned = await client.unstake(token.token_id)
     return dict(result, returned_mist=returned, token=token.as_dict(), diff=token_diff(token.as_dict(), None))
 
 

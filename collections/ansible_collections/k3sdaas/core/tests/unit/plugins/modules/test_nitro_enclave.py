@@ -134,6 +134,18 @@ def test_enclave_drift():
     assert enclave_drift(enclave, None, 4, 2048, True, 17) == everything
 
 
+def test_every_measured_pcr_counts_as_drift():
+    # A new signing certificate rebuilds the EIF with the same PCR0-2 and a new PCR8 only.
+    signed = dict(PCRS, PCR8="d" * 96)
+    running = enclave_view(dict(DESCRIBED, Measurements=signed))
+    assert enclave_drift(running, signed, 2, 1024, False, None) == []
+    assert enclave_drift(running, dict(signed, PCR8="e" * 96), 2, 1024, False, None) == ["PCR8"]
+    assert enclave_drift(running, PCRS, 2, 1024, False, None) == ["PCR8"]  # signed -> unsigned
+    assert enclave_drift(enclave_view(DESCRIBED), signed, 2, 1024, False, None) == ["PCR8"]  # unsigned -> signed
+    assert enclave_drift(running, dict(signed, PCR1="f" * 96, PCR2="0" * 96), 2, 1024, False, None) == [
+        "PCR1", "PCR2"]
+
+
 @pytest.mark.parametrize("cid", [0, 1, 2, 3, (1 << 32) - 1])
 def test_reserved_cids_are_refused(cid):
     with pytest.raises(NitroEnclaveError) as caught:

@@ -1,0 +1,1 @@
+"""A Kubernetes API server stand-in for the local default (see README.md in this directory)."""

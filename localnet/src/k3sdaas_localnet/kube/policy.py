@@ -1,0 +1,157 @@
+"""What kube-apiserver's admission, defaulting and built-in controllers add to a write, and the bootstrap policy.
+
+The bootstrap policy is the subset of kube-apiserver's default RBAC objects clients rely on
+(cluster-admin for system:masters, discovery, self reviews), plus ``system:node`` bound to the groups
+K3s agents join with: real K3s exchanges the join token for a kubelet certificate (user
+``system:node:<name>``, group ``system:nodes``) at ``/v1-k3s/client-kubelet.crt``; the stand-in agent
+uses the bootstrap token itself, so the binding names its group too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import Any
+
+from . import errors
+from .errors import ApiError
+from .resources import Resource
+from .selectors import labels_match_selector
+from .store import Store
+
+RBAC = "rbac.authorization.k8s.io"
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz",
+                  "/version", "/version/"]
+CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
+    "cluster-admin": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                      {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+    "system:discovery": [{"nonResourceURLs": DISCOVERY_URLS, "verbs": ["get"]}],
+    "system:public-info-viewer": [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                                   "verbs": ["get"]}],
+    "system:basic-user": [
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+         "verbs": ["create"]},
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}],
+    "system:node": [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["create", "get", "list", "watch", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch", "update"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch", "update"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["create", "delete", "get", "patch", "update"]}],
+}
+CLUSTER_ROLE_BINDINGS = {
+    "cluster-admin": ("cluster-admin", ["system:masters"]),
+    "system:discovery": ("system:discovery", ["system:authenticated"]),
+    "system:public-info-viewer": ("system:public-info-viewer", ["system:authenticated", "system:unauthenticated"]),
+    "system:basic-user": ("system:basic-user", ["system:authenticated"]),
+    "k3sdaas-localnet:nodes": ("system:node", ["system:nodes", "system:bootstrappers:k3s:default-node-token"]),
+}
+DEFAULTS_LABEL = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+
+
+def seed(store: Store) -> None:
+    """Create what a fresh cluster has; existing objects (maybe edited) are left alone."""
+    for name in NAMESPACES:
+        if store.get("/namespaces", "", name) is None:
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+                         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+            after_create_namespace(store.create("/namespaces", namespace), store)
+    for name, rules in CLUSTER_ROLES.items():
+        if store.get(f"{RBAC}/clusterroles", "", name) is None:
+            store.create(f"{RBAC}/clusterroles", {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "rules": rules,
+                                                  "metadata": {"name": name, "labels": dict(DEFAULTS_LABEL)}})
+    for name, (role, groups) in CLUSTER_ROLE_BINDINGS.items():
+        if store.get(f"{RBAC}/clusterrolebindings", "", name) is None:
+            store.create(f"{RBAC}/clusterrolebindings", {
+                "apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name, "labels": dict(DEFAULTS_LABEL)},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": g} for g in groups]})
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def prepare(resource: Resource, obj: dict[str, Any], store: Store, ca_pem: bytes) -> None:
+    """Defaulting and validation of one object about to be written; ApiError when it is invalid."""
+    name = obj["metadata"].get("name", "")
+    if resource.kind == "Namespace":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj["status"] = {"phase": "Active"}
+    elif resource.kind == "Secret":
+        data = obj.get("data") or {}
+        string_data = obj.pop("stringData", None) or {}
+        if not isinstance(data, dict) or not isinstance(string_data, dict):
+            raise errors.invalid(resource, name, [("data", "must be a map of keys to base64 values")])
+        for key, value in data.items():
+            try:
+                base64.b64decode(str(value), validate=True)
+            except binascii.Error:
+                raise ApiError(400, f"the value of data[{key!r}] is not valid base64") from None
+        data.update({k: _b64(str(v)) for k, v in string_data.items()})
+        obj["data"] = data
+        obj.setdefault("type", "Opaque")
+        if obj["type"] == "kubernetes.io/service-account-token":
+            account = obj["metadata"].get("annotations", {}).get("kubernetes.io/service-account.name")
+            if not account:
+                raise errors.invalid(resource, name, [("metadata.annotations[kubernetes.io/service-account.name]",
+                                                       "Required value")])
+            data.setdefault("token", _b64(secrets.token_urlsafe(48)))  # the token controller's job
+            data["ca.crt"] = base64.b64encode(ca_pem).decode()
+            data["namespace"] = _b64(obj["metadata"]["namespace"])
+    elif resource.kind == "Pod":
+        containers = obj.get("spec", {}).get("containers") if isinstance(obj.get("spec"), dict) else None
+        if not isinstance(containers, list) or not containers:
+            raise errors.invalid(resource, name, [("spec.containers", "Required value")])
+        for i, container in enumerate(containers):
+            if not isinstance(container, dict) or not container.get("name") or not container.get("image"):
+                raise errors.invalid(resource, name, [(f"spec.containers[{i}]", "Required value: name and image")])
+        obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+    elif resource.kind == "Deployment":
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            raise errors.invalid(resource, name, [("spec", "Required value")])
+        spec.setdefault("replicas", 1)
+        if not isinstance(spec["replicas"], int) or spec["replicas"] < 0:
+            raise errors.invalid(resource, name, [("spec.replicas", "Invalid value: must be greater than or equal "
+                                                   "to 0")])
+        selector = spec.get("selector")
+        labels = (spec.get("template") or {}).get("metadata", {}).get("labels")
+        if not isinstance(selector, dict) or not selector:
+            raise errors.invalid(resource, name, [("spec.selector", "Required value")])
+        if not labels_match_selector(labels, selector):
+            raise errors.invalid(resource, name, [("spec.template.metadata.labels",
+                                                   "Invalid value: `selector` does not match template `labels`")])
+        spec.setdefault("strategy", {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        obj.setdefault("status", {})
+
+
+def after_create(resource: Resource, obj: dict[str, Any], store: Store) -> None:
+    if resource.kind == "Namespace":
+        after_create_namespace(obj, store)
+
+
+def after_create_namespace(namespace: dict[str, Any], store: Store) -> None:
+    """The service-account controller's "default" account."""
+    name = namespace["metadata"]["name"]
+    if store.get("/serviceaccounts", name, "default") is None:
+        store.create("/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "default", "namespace": name}})
+
+
+def after_delete(resource: Resource, obj: dict[str, Any], store: Store) -> None:
+    """A deleted namespace takes its objects along (at once: the stand-in has no Terminating phase)."""
+    if resource.kind == "Namespace":
+        for key, name in store.namespaced_resources(obj["metadata"]["name"]):
+            store.delete(key, obj["metadata"]["name"], name)
+
+

@@ -1,0 +1,102 @@
+"""``k3sdaas-nautilus serve [--config FILE] [--local]``: the master service.
+
+``--local`` points every setting at this machine's local environment (``scripts/setup.sh``): the Sui
+node on 127.0.0.1:9000 with its CA and operator key in ``.state/sui``, the Kubernetes stand-in's
+kubeconfig and CA in ``.state/kube``, state in ``.state/nautilus``. The package is the operator's
+newest deployment (published from ``.state/sui/k3s_daas.build.json`` if there is none yet). A config
+file and the environment still override these. Bad settings exit 1 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import K3sdaasError
+from .config import load_config
+from .identity import make_tls
+
+
+def local_settings(state: Path) -> dict[str, Any]:
+    sui, kube = state / "sui", state / "kube"
+    return {"listen_address": "127.0.0.1", "rpc_url": "https://127.0.0.1:9000",
+            "sui_ca_file": str(sui / "tls" / "ca.pem"), "sui_key_file": str(sui / "operator.key"),
+            "kubeconfig": str(kube / "admin.kubeconfig"), "cluster_ca_file": str(kube / "ca.pem"),
+            "supervisor_url": "https://127.0.0.1:6444", "state_dir": str(state / "nautilus")}
+
+
+async def local_deployment(settings: dict[str, Any], build_output: Path) -> str:
+    """The operator's newest k3s_daas package on the local node, published first if there is none."""
+    from ..chain import ChainClient, ChainSettings, load_build_output, load_signer
+
+    chain = ChainSettings(rpc_url=settings["rpc_url"], signer=load_signer(key_file=settings["sui_key_file"]),
+                          ca_file=settings["sui_ca_file"], timeout=10.0, retries=1)
+    async with ChainClient(chain) as client:
+        deployment = await client.find_deployment()
+        if deployment is None:
+            deployment = await client.publish(*load_build_output(build_output))
+        return deployment.package_id
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .server import serve as run
+
+    base: dict[str, Any] = {}
+    options = {name: getattr(args, name) for name in ("listen_address", "listen_port", "package_id", "public_url")}
+    if args.local:
+        state = Path(args.local_state).resolve()
+        base = local_settings(state)
+        try:
+            config = load_config(args.config, base=base, **options)
+        except K3sdaasError as exc:
+            if exc.field != "package_id":
+                raise
+            options["package_id"] = asyncio.run(local_deployment(base, state / "sui" / "k3s_daas.build.json"))
+    config = load_config(args.config, base=base, **options)
+    if config.listen_port == 0:
+        config = load_config(args.config, base=base, **{**options, "listen_port": free_port(config.listen_address)})
+    tls = make_tls(Path(config.state_dir) / "tls", [config.listen_address, "localhost", "127.0.0.1",
+                                                     *_host_of(config.public_url)])
+    print(f"k3sdaas-nautilus: serving {config.audience} (TLS 1.3)", flush=True)
+    print(f"k3sdaas-nautilus: trust {tls.cert} (e.g. curl --cacert {tls.cert} {config.audience}/health)", flush=True)
+    run(config, tls)
+    return 0
+
+
+def _host_of(url: str) -> list[str]:
+    host = urlsplit(url).hostname
+    return [host] if host else []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="k3sdaas-nautilus", description="The K3s-DaaS Nautilus master service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the master (HTTPS, TLS 1.3)")
+    run.add_argument("--config", default=os.environ.get("K3SDAAS_NAUTILUS_CONFIG"),
+                     help="YAML settings file (nautilus-config.yaml; default $K3SDAAS_NAUTILUS_CONFIG)")
+    run.add_argument("--local", action="store_true", help="use this machine's local Sui node and Kubernetes stand-in")
+    run.add_argument("--local-state", default=".state", help="the local environment's state directory (.state)")
+    run.add_argument("--listen-address", dest="listen_address")
+    run.add_argument("--listen-port", dest="listen_port", type=int)
+    run.add_argument("--public-url", dest="public_url")
+    run.add_argument("--package-id", dest="package_id")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return serve(args)
+    except K3sdaasError as exc:
+        print(f"k3sdaas-nautilus: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
