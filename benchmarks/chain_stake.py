@@ -1,12 +1,15 @@
 """Stake throughput and SealToken look-up latency of k3sdaas.chain against the local Sui node stand-in.
 
-Usage: .venv/bin/python benchmarks/chain_stake.py [--stakes N] [--lookups N]
+Usage: .venv/bin/python benchmarks/chain_stake.py [--stakes N] [--lookups N] [--pool-sizes 10,100,1000]
 
 Starts a stand-in node in a temporary directory, publishes k3s_daas, then measures, in one run:
   * stake transactions per second (sequential, one signer) against the same pipeline sending a plain
     SUI transfer (the baseline: what the node and pysui cost without the Move call);
-  * token look-up latency: cold (a new client rebuilding its pool index from events), warm (index
-    current, one clock read), cached (``max_age``), against one raw GetObject round trip (baseline).
+  * token look-up latency as the pool grows to each of ``--pool-sizes`` stakes, by both paths:
+    the old one (replaying the pool's ``staking`` events into an index, then reading the clock) and
+    the new one (``get_token``: the record's dynamic-field object, at its derived id, and the clock).
+    Cold is a new client (connect included), warm a client that already looked up once;
+  * cached (``max_age``) look-ups, against one raw GetObject round trip (baseline).
 """
 
 from __future__ import annotations
@@ -49,6 +52,43 @@ def ms(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1000:8.3f} ms   p95 {p95 * 1000:8.3f} ms"
 
 
+async def old_lookup(client: ChainClient, token_id: str) -> int:
+    """The look-up as it was: bring the event index up to date, take the record, read the clock."""
+    record = (await client.sync()).records[token_id]
+    await client.chain_time_ms()
+    return record.amount
+
+
+async def grow_and_compare(settings: ChainSettings, deployment: Deployment, pool_sizes: list[int],
+                           lookups: int) -> None:
+    """Stake until the pool holds each size, then time both look-up paths, cold and warm."""
+    async with ChainClient(settings, deployment) as client:
+        token_id = (await client.stake("lookup-0", SUI)).token_id
+        staked = 1
+        print(f"{'pool':>6}  {'old cold':>12} {'new cold':>12}   {'old warm':>12} {'new warm':>12}  (median ms)")
+        for size in pool_sizes:
+            while staked < size:
+                await client.stake(f"lookup-{staked}", SUI)
+                staked += 1
+
+            async def cold_old() -> None:
+                async with ChainClient(settings, deployment) as fresh:
+                    await old_lookup(fresh, token_id)
+
+            async def cold_new() -> None:
+                async with ChainClient(settings, deployment) as fresh:
+                    await fresh.get_token(token_id)
+
+            runs = max(3, lookups // 10)
+            figures = [statistics.median(await timed(op, runs)) for op in (cold_old, cold_new)]
+            await old_lookup(client, token_id)
+            await client.get_token(token_id)
+            figures += [statistics.median(await timed(op, lookups)) for op in
+                        (lambda: old_lookup(client, token_id), lambda: client.get_token(token_id))]
+            print(f"{size:>6}  " + "  ".join(f"{f * 1000:12.2f}" for f in figures[:2]) + "   "
+                  + "  ".join(f"{f * 1000:12.2f}" for f in figures[2:]))
+
+
 async def measure(settings: ChainSettings, deployment: Deployment, stakes: int, lookups: int) -> None:
     async with ChainClient(settings, deployment) as client:
         counter = iter(range(10**9))
@@ -71,31 +111,18 @@ async def measure(settings: ChainSettings, deployment: Deployment, stakes: int, 
         async def raw_rpc() -> None:
             await client.get_object(token_id)
 
-        async def warm() -> None:
-            await client.get_token(token_id)
-
         async def cached() -> None:
             await client.get_token(token_id, max_age=60)
 
         baseline_rpc = await timed(raw_rpc, lookups)
-        warm_lookup = await timed(warm, lookups)
         cached_lookup = await timed(cached, lookups)
-
-    async def cold() -> None:
-        async with ChainClient(settings, deployment) as fresh:
-            await fresh.get_token(token_id)
-
-    cold_lookup = await timed(cold, max(5, lookups // 5))
 
     tps, base_tps = len(stake_tx) / sum(stake_tx), len(baseline_tx) / sum(baseline_tx)
     print(f"stake transactions      {tps:8.1f} tx/s   ({ms(stake_tx)})")
     print(f"baseline SUI transfers  {base_tps:8.1f} tx/s   ({ms(baseline_tx)})")
     print(f"stake / baseline        {tps / base_tps:8.2f}x")
-    print(f"token look-up, cold     {ms(cold_lookup)}   (new client: connect + replay {stakes} stakes' events)")
-    print(f"token look-up, warm     {ms(warm_lookup)}")
     print(f"token look-up, cached   {ms(cached_lookup)}")
     print(f"baseline GetObject      {ms(baseline_rpc)}")
-    print(f"warm / GetObject        {statistics.median(warm_lookup) / statistics.median(baseline_rpc):8.2f}x")
 
 
 def new_signer() -> Signer:
@@ -111,10 +138,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stakes", type=int, default=40, help="stake transactions to send (default 40)")
     parser.add_argument("--lookups", type=int, default=100, help="look-ups per latency figure (default 100)")
+    parser.add_argument("--pool-sizes", default="10,100,1000",
+                        help="pool sizes at which to compare the look-up paths (default 10,100,1000)")
     args = parser.parse_args()
+    try:
+        pool_sizes = sorted({int(n) for n in args.pool_sizes.split(",")})
+    except ValueError:
+        parser.error(f"--pool-sizes must be comma-separated numbers, got {args.pool_sizes!r}")
+    if not (0 < args.stakes <= 10_000 and 0 < args.lookups <= 10_000 and pool_sizes and pool_sizes[0] > 0
+            and pool_sizes[-1] <= 10_000):
+        parser.error("--stakes, --lookups and --pool-sizes must be between 1 and 10000")
     with tempfile.TemporaryDirectory(prefix="k3sdaas-bench-") as tmp, running_node(Path(tmp) / "node") as node:
         signer = new_signer()
-        node.faucet(signer.address, 10 * args.stakes * SUI + 1000 * SUI)
+        node.faucet(signer.address, 10 * args.stakes * SUI + 2 * pool_sizes[-1] * SUI + 1000 * SUI)
         settings = ChainSettings(rpc_url=node.url, signer=signer, ca_file=str(node.ca_path))
         build_output = Path(tmp) / "build.json"
         markers = module_markers("k3s_daas", MOVE_SOURCES, ["staking", "registry", "k8s_gateway"])
@@ -122,6 +158,8 @@ def main() -> int:
         deployment = asyncio.run(publish(settings, build_output))
         print(f"k3sdaas.chain against the Sui stand-in at {node.url} ({args.stakes} stakes, {args.lookups} look-ups)")
         asyncio.run(measure(settings, deployment, args.stakes, args.lookups))
+        print("token look-up by pool size: old = replay the pool's events, new = GetObject of the derived id")
+        asyncio.run(grow_and_compare(settings, deployment, pool_sizes, args.lookups))
     return 0
 
 

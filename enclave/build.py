@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ SOURCE_DATE_EPOCH = "315532800"
 STAGED_README = "K3s-DaaS runtime, staged for the master enclave image.\n"
 SIMULATOR = [sys.executable, "-m", "k3sdaas_localnet.nitro.cli"]
 PCR_NAMES = ("PCR0", "PCR1", "PCR2", "PCR8")
+# Files that record when and where debootstrap ran rather than what it installed (logs, regenerable caches).
+VOLATILE_PREFIXES = ("var/log/", "var/cache/", "tmp/", "run/")
+SHADOW_FILES = {"etc/shadow", "etc/shadow-"}
 
 
 class BuildError(Exception):
@@ -132,6 +137,69 @@ def prepare_context(context: Path) -> dict[str, Any]:
     return inputs
 
 
+def fixed_shadow(text: str) -> str:
+    """/etc/shadow with each account's last password change (days since 1970) set to SOURCE_DATE_EPOCH's day."""
+    day = str(int(SOURCE_DATE_EPOCH) // 86400)
+    lines = []
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[2].isdigit():
+            fields[2] = day
+        lines.append(":".join(fields))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def normalize_rootfs(exported: Path, normalized: Path) -> None:
+    """Rewrite a `docker export` tar so equal packages give equal bytes: names sorted, one fixed time, numeric
+    owners only, hard links as copies (sorting may put a link before its target), volatile files dropped."""
+    with tarfile.open(exported) as source, tarfile.open(normalized, "w", format=tarfile.PAX_FORMAT) as target:
+        for member in sorted(source.getmembers(), key=lambda m: m.name):
+            name = member.name.removeprefix("./")
+            if not member.isdir() and name.startswith(VOLATILE_PREFIXES):
+                continue
+            data = source.extractfile(member) if member.isfile() or member.islnk() else None
+            if member.islnk():
+                member.type, member.size, member.linkname = tarfile.REGTYPE, source.getmember(member.linkname).size, ""
+                member.pax_headers.pop("linkpath", None)
+            if name in SHADOW_FILES and data is not None:
+                content = fixed_shadow(data.read().decode()).encode()
+                data, member.size = io.BytesIO(content), len(content)
+            member.mtime, member.uname, member.gname = int(SOURCE_DATE_EPOCH), "", ""
+            member.pax_headers = {key: value for key, value in member.pax_headers.items()
+                                  if key not in ("mtime", "atime", "ctime", "uname", "gname")}
+            target.addfile(member, data)
+
+
+def normalized_base(reference: str, work: Path) -> tuple[str, str]:
+    """The base image's filesystem made reproducible (normalize_rootfs) and imported with the base's settings.
+
+    Returns the normalized image's tag and the digest of its filesystem: equal on every machine whose Debian
+    mirror served the same packages, which is as reproducible as a base built from a live mirror can be.
+    """
+    exported, normalized = work / "base-export.tar", work / "base-rootfs.tar"
+    container = run(["docker", "create", reference]).strip()
+    try:
+        with exported.open("wb") as out:
+            done = subprocess.run(["docker", "export", container], stdout=out, stderr=subprocess.PIPE, check=False)
+        if done.returncode != 0:
+            raise BuildError(f"docker export of {reference} failed: {done.stderr.decode().strip()[-2000:]}")
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+    normalize_rootfs(exported, normalized)
+    exported.unlink()
+    digest = sha256_file(normalized)
+    tag = f"k3sdaas-enclave-base:{digest[:16]}"
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode != 0:
+        config = json.loads(run(["docker", "image", "inspect", "--format", "{{json .Config}}", reference]))
+        # Env reaches the EIF's env file; the base's STOPSIGNAL cannot be imported and means nothing in an enclave.
+        changes = [f"ENV {item}" for item in config.get("Env") or []]
+        if config.get("Cmd"):
+            changes.append(f"CMD {json.dumps(config['Cmd'])}")
+        run(["docker", "import", *[arg for change in changes for arg in ("--change", change)], str(normalized), tag])
+    normalized.unlink()
+    return tag, digest
+
+
 def image_id(reference: str) -> str:
     try:
         return run(["docker", "image", "inspect", "--format", "{{.Id}}", reference]).strip()
@@ -153,9 +221,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         context.mkdir()
         inputs = prepare_context(context)
         inputs["base_image_id"] = base_id
+        base_tag, inputs["base_rootfs_sha256"] = normalized_base(args.base_image, Path(work))
         command = ["docker", "build", "--network", "none", "--tag", args.tag,
                    "--build-arg", f"SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
-                   "--build-arg", f"BASE_IMAGE={args.base_image}",
+                   "--build-arg", f"BASE_IMAGE={base_tag}",
                    "--build-arg", f"PIP_WHEEL={pip_wheel_name(context / 'wheels')}", str(context)]
         if args.no_cache:
             command.insert(2, "--no-cache")

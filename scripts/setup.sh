@@ -5,6 +5,7 @@
 #   2. the Docker engine (started in the background)   5. npm tools for the Move formatter
 #   3. the Python venv .venv with the project installed, and links to the collections it bundles
 #   6. the local Sui node (k3sdaas-localnet sui on 127.0.0.1:9000) and a funded operator key
+#   7. kubectl when the machine has none, and the local Kubernetes API (k3sdaas-localnet kube on 127.0.0.1:6444)
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +30,6 @@ fi
 
 install_debian_packages() {
   local wanted=(docker.io debootstrap iproute2 python3-venv shellcheck) missing=() pkg
-  command -v kubectl >/dev/null || wanted+=(kubernetes-client)
   [[ -f $repo/move/package.json ]] && ! command -v npm >/dev/null && wanted+=(npm)
   for pkg in "${wanted[@]}"; do
     deb_installed "$pkg" || missing+=("$pkg")
@@ -209,6 +209,56 @@ $(tail -n 20 "$log")"
   write_stamp "$stamp" "$want"
 }
 
+# kubectl for the tests and the local default when the machine has none: Debian's kubernetes-client,
+# unpacked (its .deb conflicts with other packages' kubectl file, google-cloud-cli's for one).
+install_kubectl() {
+  local dest=$state_dir/kubectl-1.20 download
+  if command -v kubectl >/dev/null || [[ -x $dest/usr/bin/kubectl ]]; then
+    say "kubectl present ($(command -v kubectl || echo "$dest/usr/bin/kubectl"))"
+    return
+  fi
+  download=$(mktemp -d)
+  say "unpacking Debian's kubernetes-client into $dest"
+  (cd "$download" && apt-get download -q kubernetes-client 2>/dev/null) ||
+    { apt-get update -q && (cd "$download" && apt-get download -q kubernetes-client); }
+  rm -rf "$dest.partial"
+  dpkg-deb -x "$download"/kubernetes-client_*.deb "$dest.partial"
+  mv "$dest.partial" "$dest"
+  rm -rf "$download"
+}
+
+# The Kubernetes API stand-in on the K3s API/supervisor port, detached like the Sui node and restarted
+# when its code changes; it writes .state/kube/admin.kubeconfig once it serves.
+start_local_kube_api() {
+  local kube_state=$state_dir/kube port=${K3SDAAS_KUBE_PORT:-6444}
+  local pidfile=$kube_state/server.pid log=$kube_state/server.log stamp=$kube_state/server.hash want pid=""
+  mkdir -p "$kube_state"
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/kube/*.py)
+  [[ -f $pidfile ]] && pid=$(<"$pidfile")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    if stamp_matches "$stamp" "$want" && port_open "$port" && [[ -f $kube_state/admin.kubeconfig ]]; then
+      say "local Kubernetes API up (127.0.0.1:$port, pid $pid, kubeconfig $kube_state/admin.kubeconfig)"
+      return
+    fi
+    say "restarting the local Kubernetes API (its code changed, or it stopped serving)"
+    stop_process "$pid"
+  fi
+  port_open "$port" && die "127.0.0.1:$port is in use by another program; stop it (the local Kubernetes API needs the port)"
+  say "starting the local Kubernetes API on 127.0.0.1:$port (log: $log)"
+  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" kube --state "$kube_state" --port "$port" \
+    >>"$log" 2>&1 </dev/null {lock_fd}>&- &
+  echo $! >"$pidfile"
+  local waited=0
+  until [[ -f $kube_state/admin.kubeconfig ]]; do
+    kill -0 "$(<"$pidfile")" 2>/dev/null || die "the local Kubernetes API exited; last log lines:
+$(tail -n 20 "$log")"
+    ((waited >= 60)) && die "the local Kubernetes API did not serve on $port within 30s; see $log"
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  write_stamp "$stamp" "$want"
+}
+
 prepare_sui_operator() {
   local sui_state=$state_dir/sui
   say "$("$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" operator \
@@ -218,6 +268,7 @@ prepare_sui_operator() {
 
 started=$SECONDS
 install_debian_packages
+install_kubectl
 start_docker_engine
 install_python_venv
 link_bundled_collections
@@ -225,4 +276,5 @@ build_base_image
 install_move_npm_tools
 start_local_sui_node
 prepare_sui_operator
+start_local_kube_api
 say "setup complete in $((SECONDS - started))s"

@@ -65,6 +65,9 @@ collection_build() {
         { echo "ansible-doc k3sdaas.core.$module did not read $installed"; exit 1; }
     done
     ansible-doc --list k3sdaas.core
+    for role in "$installed"/roles/*/; do
+      ansible-doc -t role "k3sdaas.core.$(basename "$role")" >/dev/null
+    done
     # One module for real, in a state that touches nothing: no enclave to remove in an empty simulator.
     K3SDAAS_NITRO_SIM_STATE=$tmp/sim ansible localhost -m k3sdaas.core.nitro_enclave \
       -e "ansible_python_interpreter=$root/.venv/bin/python" \

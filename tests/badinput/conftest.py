@@ -46,13 +46,15 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Chain:
-    """The node, the operator's key file and deployment, and a node id with a live token."""
+    """The node, the operator's key file and deployment, and a node id with a live token already slashed
+    once for ``slash_reason``, so that the baselines (stake 1 SUI, slash for that reason) change nothing."""
 
     node: LocalNode
     operator: Signer
     key_file: Path
     deployment: Deployment
     staked_node: str
+    slash_reason: str = "battery"
 
     def settings(self) -> ChainSettings:
         return ChainSettings(rpc_url=self.node.url, signer=self.operator, ca_file=str(self.node.ca_path),
@@ -92,7 +94,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             async with ChainClient(settings) as client:
                 deployment = await client.publish(*load_build_output(build))
             async with ChainClient(settings, deployment) as client:
-                await client.stake(staked, 2 * SUI)
+                token = await client.stake(staked, 2 * SUI)
+                await client.slash(token.token_id, 1000, "battery")
             return deployment
 
         yield Chain(node, operator, key_file, asyncio.run(prepare()), staked)

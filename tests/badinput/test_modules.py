@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +163,11 @@ def case_args(module: str, baseline: dict[str, Any], option: str, value: Any, fi
 
 def run_battery(module: str, baseline: dict[str, Any], files: dict[str, str], tmp_path: Path,
                 env: dict[str, str] | None = None) -> list[str]:
-    """Run every case of ``module`` in one playbook; return what went wrong, one line per case."""
+    """Run every case of ``module`` in one playbook; return what went wrong, one line per case.
+
+    The baseline runs first and must succeed without a change, so each case differs from a valid call
+    by its one bad value.
+    """
     all_cases = cases(module)
     playbook = tmp_path / f"{module}.yml"
     playbook.write_text(
@@ -174,13 +177,15 @@ def run_battery(module: str, baseline: dict[str, Any], files: dict[str, str], tm
         "      ignore_errors: true\n"
     )
     variables = tmp_path / f"{module}.vars.json"  # a file: one -e argument is limited to 128 KiB
-    variables.write_text(json.dumps({"battery_cases": [case_args(module, baseline, o, v, files) for o, v in all_cases]}))
+    arguments = [baseline] + [case_args(module, baseline, option, value, files) for option, value in all_cases]
+    variables.write_text(json.dumps({"battery_cases": arguments}))
     run = run_playbook(playbook, "-e", f"@{variables}", local=True, timeout=1800,
                        env={"ANSIBLE_DISPLAY_TRACEBACK": "always", **(env or {})})
     problems = []
     if "Traceback" in run.stderr:
         problems.append(f"a traceback was printed: {run.stderr[-2000:]}")
-    results = [result for _name, result in run.results()][0]["results"]
+    baseline_result, *results = next(result for _name, result in run.results())["results"]
+    assert not baseline_result.get("failed") and not baseline_result.get("changed"), baseline_result
     assert len(results) == len(all_cases), run.output[-3000:]
     for (option, value), result in zip(all_cases, results, strict=True):
         shown = f"{module} {option}={str(value)[:40]!r}"
@@ -221,9 +226,9 @@ def test_sui_module_refuses_bad_values(module: str, chain: Chain, files: dict[st
         "rpc_url": chain.node.url, "ca_file": str(chain.node.ca_path), "key_file": str(chain.key_file),
         "timeout": 10, "retries": 0, "package_id": chain.deployment.package_id,
         **{
-            "sui_stake": {"node_id": f"battery-new-{uuid.uuid4().hex[:8]}", "amount": 1},
+            "sui_stake": {"node_id": chain.staked_node, "amount": 1},
             "seal_token": {"node_id": chain.staked_node},
-            "sui_slash": {"node_id": chain.staked_node, "reason": "battery"},
+            "sui_slash": {"node_id": chain.staked_node, "reason": chain.slash_reason},
             "sui_pool": {},
             "sui_publish": {},
         }[module],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from k3sdaas.chain import ChainClient, ChainSettings, InvalidKey, RpcUnavailable
+from k3sdaas.chain import ChainClient, ChainSettings, InvalidKey, RpcUnavailable, load_build_output
 from k3sdaas.chain.errors import InvalidArgument
 from k3sdaas.chain.keys import MAX_KEY_FILE_BYTES, signer_from_file
 from k3sdaas.chain.transport import MAX_TOTAL_BACKOFF, backoff_delays
@@ -140,3 +140,15 @@ def test_the_mode_is_checked_before_the_key_is_read(tmp_path: Path) -> None:
     key.chmod(0o600)
     assert signer_from_file(key).address.startswith("0x")
     assert MAX_KEY_FILE_BYTES >= 4096
+
+
+@pytest.mark.parametrize("kind", ["directory", "device", "too-long", "missing", "huge"])
+def test_a_bad_build_output_names_build_output(tmp_path: Path, kind: str) -> None:
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as handle:
+        handle.truncate(1 << 30)
+    path = {"directory": str(tmp_path), "device": "/dev/zero", "too-long": "/" + "p" * 5000,
+            "missing": str(tmp_path / "nope.json"), "huge": str(huge)}[kind]
+    with pytest.raises(InvalidArgument) as caught:
+        load_build_output(path)
+    assert caught.value.field == "build_output" and str(caught.value).startswith("build_output ")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.sui import no_transaction_reaches
 from k3sdaas.chain import (
     AlreadyStaked,
     ChainClient,
@@ -26,7 +27,6 @@ from k3sdaas.chain import (
     load_build_output,
     read_new_events,
 )
-from helpers.sui import no_transaction_reaches
 from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import SUI, new_signer
@@ -184,7 +184,7 @@ async def test_stale_object_version_is_rejected(client: ChainClient) -> None:
     second = await client.sign("second", transfer(2000))  # built on the same gas coin version
     await client.submit(first, "first")
     assert await client.submit(first, "first again")  # identical bytes: the same result, not an error
-    with pytest.raises(TransactionRejected):
+    with pytest.raises(TransactionRejected, match="is not available for consumption, current version: 0x"):
         await client.submit(second, "second")
 
 

@@ -10,13 +10,16 @@ import pytest
 from k3sdaas.chain import InvalidArgument
 from k3sdaas.chain.dynamic_fields import derive_dynamic_field_id, type_tag_bcs
 
-VECTORS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "sui" / "dynamic_field_ids.json").read_text())
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sui" / "dynamic_field_ids.json"
+VECTORS = json.loads(FIXTURE.read_text())
 
 
-@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: f"{v['key_type']}:{v['key_bcs'][:8]}:{v['parent'][:6]}")
+@pytest.mark.parametrize("vector", VECTORS["vectors"],
+                         ids=lambda v: f"{v['key_type']}:{v['key_bcs'][:8]}:{v['parent'][:6]}")
 def test_ids_match_the_ts_sdk(vector: dict[str, str]) -> None:
     assert type_tag_bcs(vector["key_type"]).hex() == vector["type_tag_bcs"]
-    assert derive_dynamic_field_id(vector["parent"], vector["key_type"], bytes.fromhex(vector["key_bcs"])) == vector["id"]
+    key = bytes.fromhex(vector["key_bcs"])
+    assert derive_dynamic_field_id(vector["parent"], vector["key_type"], key) == vector["id"]
 
 
 def test_the_vectors_cover_both_table_key_types() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from k3sdaas.chain import Signer
 from helpers.sui import no_transaction_reaches
+from k3sdaas.chain import Signer
 from k3sdaas_localnet.sui.testing import LocalNode
 
 from .conftest import REPO, SUI, new_signer

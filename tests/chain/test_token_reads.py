@@ -65,3 +65,15 @@ async def test_a_token_of_another_pool_has_no_record_here(client: ChainClient, n
     with pytest.raises(ObjectNotFound):
         await client.get_token("0x" + "ab" * 32)
     assert await client.token_for_node(node_id) is None
+
+
+@pytest.mark.slow
+async def test_a_long_lived_client_builds_more_than_pysuis_cache_holds(client: ChainClient) -> None:
+    """pysui's class-wide move_call LRU (256 entries) raises KeyError on eviction; the client empties it."""
+    target = f"{client.deployment.package_id}::staking::tier_for_amount"
+
+    async def one_call(txn: object) -> None:
+        await txn.move_call(target=target, arguments=[SUI])
+
+    for _ in range(260):  # built and signed (pysui's build changes the transaction, so its cache key), not sent
+        await client.sign("tier", one_call)

@@ -53,7 +53,7 @@ def test_build_run_idempotent_replace_and_terminate(steps, sim, tiny_image, tmp_
 
     assert replaced.changed and replaced.result["actions"] == ["build", "terminate", "run"], replaced.output
     assert replaced.result["build_reason"].startswith("image changed from sha256:")
-    assert replaced.result["drift"] == ["PCR0"]
+    assert replaced.result["drift"] == ["PCR0", "PCR2"]  # the image and the application; PCR1 is the boot blobs
     new = replaced.result["enclave"]
     assert new["pcrs"]["PCR0"] != enclave["pcrs"]["PCR0"] and new["enclave_id"] != enclave["enclave_id"]
     assert new["pcrs"]["PCR1"] == enclave["pcrs"]["PCR1"]  # the boot blobs did not change

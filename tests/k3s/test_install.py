@@ -97,7 +97,8 @@ def test_airgap_without_the_checksum_file_is_refused(tmp_path: Path, bin_dir: Pa
 
 def test_airgap_install_with_matching_checksums_then_changes_nothing(tmp_path: Path, bin_dir: Path) -> None:
     images = "k3s-airgap-images-amd64.tar"
-    directory = airgap(tmp_path, {"k3s": FAKE_K3S, images: b"images"}, {"k3s": sha256(FAKE_K3S), images: sha256(b"images")})
+    directory = airgap(tmp_path, {"k3s": FAKE_K3S, images: b"images"},
+                       {"k3s": sha256(FAKE_K3S), images: sha256(b"images")})
     first = install(tmp_path, k3s_binary_airgap_dir=str(directory))
     assert first.returncode == 0, first.output
     assert (bin_dir / "k3s").read_bytes() == FAKE_K3S and (bin_dir / "k3s").stat().st_mode & 0o777 == 0o755

@@ -83,7 +83,8 @@ def test_bound_pod_is_reported_running(kube: Kube, agent: tuple[Any, str]) -> No
     _, name = agent
     core = client.CoreV1Api(kube.api())
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name=f"pod-{name}"),
-                       spec=client.V1PodSpec(node_name=name, containers=[client.V1Container(name="web", image="nginx")]))
+                       spec=client.V1PodSpec(node_name=name,
+                                             containers=[client.V1Container(name="web", image="nginx")]))
     core.create_namespaced_pod("default", pod)
     wait_for(lambda: core.read_namespaced_pod(f"pod-{name}", "default").status.phase == "Running", timeout=30)
     status = core.read_namespaced_pod(f"pod-{name}", "default").status
@@ -102,10 +103,11 @@ def test_wrong_ca_hash_is_refused_with_k3s_wording(kube: Kube, tmp_path: Path) -
     token = kube.join_token()
     wrong = "K10" + "0" * 64 + token[67:]
     done = subprocess.run(agent_command(write_config(tmp_path, kube, **{"node-name": "never-joins"})),
-                          env={**os.environ, "K3S_TOKEN": wrong}, capture_output=True, text=True, timeout=30)
+                          env={**os.environ, "K3S_TOKEN": wrong}, capture_output=True, text=True, timeout=30,
+                          check=False)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        f"k3s agent (SIMULATED): token CA hash does not match the Cluster CA certificate hash: {'0' * 64} != {kube.ca_hash}"]
+    assert done.stderr.strip().splitlines() == ["k3s agent (SIMULATED): token CA hash does not match the Cluster CA "
+                                                f"certificate hash: {'0' * 64} != {kube.ca_hash}"]
     assert ready(kube, "never-joins") == "absent"
 
 
@@ -134,7 +136,7 @@ def test_token_file_from_config_is_read(kube: Kube, tmp_path: Path) -> None:
 def test_bad_config_exits_1_with_one_line(kube: Kube, tmp_path: Path, settings: dict[str, Any], message: str) -> None:
     done = subprocess.run(agent_command(write_config(tmp_path, kube, **settings)),
                           env={**os.environ, "K3S_TOKEN": "abcdef.0123456789abcdef"},
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert message in line
@@ -143,7 +145,8 @@ def test_bad_config_exits_1_with_one_line(kube: Kube, tmp_path: Path, settings: 
 def test_version_says_simulated() -> None:
     done = subprocess.run([sys.executable, "-m", "k3sdaas_localnet", "k3s", "--version"], capture_output=True,
                           text=True, env={**os.environ, "K3S_SIMULATED_VERSION": "v1.32.9+k3s1"}, check=True)
-    assert done.stdout.splitlines()[0] == "k3s version v1.32.9+k3s1 (SIMULATED: k3sdaas-localnet stand-in agent, not K3s)"
+    assert done.stdout.splitlines()[0] == (
+        "k3s version v1.32.9+k3s1 (SIMULATED: k3sdaas-localnet stand-in agent, not K3s)")
 
 
 @pytest.mark.parametrize(

@@ -164,7 +164,10 @@ def test_impersonating_extras_needs_each_grant(kube: Kube, core: client.CoreV1Ap
     for headers, text in (({"Impersonate-User": "dave"}, 'users "dave" is forbidden'),
                           ({"Impersonate-User": "carol", "Impersonate-Group": "g"}, 'groups "g" is forbidden'),
                           ({"Impersonate-User": "carol", "Impersonate-Extra-Reason": "x"},
-                           'userextras/reason "x" is forbidden')):
+                           'userextras/reason "x" is forbidden'),
+                          ({"Impersonate-User": "system:serviceaccount:kube-system:robot"},
+                           'serviceaccounts "robot" is forbidden: User "system:bootstrap:imprsn" cannot impersonate '
+                           'resource "serviceaccounts" in API group "" in the namespace "kube-system"')):
         status, body = kube.call("GET", "/api/v1/namespaces", token=token, headers=headers)
         assert status == 403 and body["message"].startswith(text), body
     status, body = kube.call("GET", "/api/v1/namespaces", token=token, headers={"Impersonate-Group": "g"})
@@ -197,3 +200,29 @@ def test_nodes_turn_not_ready_and_state_survives_restart(tmp_path: Path) -> None
         assert status == 200 and event["type"] == "ERROR" and event["object"]["code"] == 410
     finally:
         stop_kube(kube)
+
+
+def test_bookmarks_only_when_asked_and_pods_of_a_deleted_node_go(kube: Kube) -> None:
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-public/leases?watch=true&timeoutSeconds=6"
+    status, quiet = kube.call("GET", path)
+    assert (status, quiet) == (200, "")  # nothing changed, no bookmark asked for: an empty stream
+    status, marked = kube.call("GET", path + "&allowWatchBookmarks=true")
+    first = json.loads(marked.splitlines()[0]) if isinstance(marked, str) else marked
+    assert first["type"] == "BOOKMARK" and first["object"]["kind"] == "Lease"
+    assert int(first["object"]["metadata"]["resourceVersion"]) > 0
+    register_node(kube, "doomed")
+    pod = {"metadata": {"name": "on-doomed"}, "spec": {"nodeSelector": {"kubernetes.io/hostname": "doomed"},
+                                                       "containers": [{"name": "c", "image": "i"}]}}
+    kube.call("PATCH", "/api/v1/nodes/doomed", {"metadata": {"labels": {"kubernetes.io/hostname": "doomed"}}},
+              content_type="application/merge-patch+json")
+    assert kube.call("POST", "/api/v1/namespaces/default/pods", pod)[0] == 201
+    for _ in range(40):
+        if kube.call("GET", "/api/v1/namespaces/default/pods/on-doomed")[1]["spec"].get("nodeName") == "doomed":
+            break
+        time.sleep(0.25)
+    assert kube.call("DELETE", "/api/v1/nodes/doomed")[0] == 200
+    for _ in range(40):
+        if kube.call("GET", "/api/v1/namespaces/default/pods/on-doomed")[0] == 404:
+            break
+        time.sleep(0.25)
+    assert kube.call("GET", "/api/v1/namespaces/default/pods/on-doomed")[0] == 404

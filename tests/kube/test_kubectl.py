@@ -103,6 +103,26 @@ def test_apply_deployment_runs_its_pods_on_registered_nodes(kube: Kube, kubectl:
     ok(kubectl("delete", "namespace", ns))
 
 
+def test_create_deployment_spreads_three_running_pods(kube: Kube, kubectl: Kubectl) -> None:
+    nodes = [f"spread-{kubectl.version[1]}-{i}" for i in range(3)]
+    for name in nodes:
+        register_node(kube, name)
+    ns = f"create-{kubectl.version[1]}"
+    ok(kubectl("create", "namespace", ns))
+    # kubectl ≥ 1.32 sends this Deployment as protobuf
+    assert "deployment.apps/web created" in ok(kubectl("-n", ns, "create", "deployment", "web", "--image=nginx",
+                                                       "--replicas=3"))
+    running = wait_for(lambda: (lambda pods: len(pods) == 3 and all(p["status"]["phase"] == "Running" for p in pods)
+                                and pods)(pods_of(kubectl, ns, "web")))
+    assert running, pods_of(kubectl, ns, "web")
+    assert len({p["spec"]["nodeName"] for p in running}) >= 2
+    rows = [line.split() for line in ok(kubectl("-n", ns, "get", "pods", "-o", "wide")).splitlines()[1:]]
+    assert len(rows) == 3 and all(row[1:3] == ["1/1", "Running"] for row in rows), rows
+    assert "deployment.apps/web scaled" in ok(kubectl("-n", ns, "scale", "deployment", "web", "--replicas=1"))
+    assert wait_for(lambda: len(pods_of(kubectl, ns, "web")) == 1)
+    ok(kubectl("delete", "namespace", ns))
+
+
 def test_watch_streams_changes(kube: Kube, kubectl: Kubectl) -> None:
     ns = f"watch-{kubectl.version[1]}"
     ok(kubectl("create", "namespace", ns))
@@ -231,6 +251,11 @@ def test_auth_can_i_per_tier_through_impersonation(kube: Kube, kubectl: Kubectl)
     assert not can("tier:developer", "create", "pods", "-n", "default")
     assert can("tier:developer", "get", "pods", "-n", "default")
     assert can("tier:admin", "delete", "nodes")
+    listed = kubectl("auth", "can-i", "--list", "-n", "default", "--as=alice", "--as-group=tier:viewer",
+                     kubeconfig=master)
+    rows = [line.split() for line in ok(listed).splitlines()]
+    assert ["pods", "[]", "[]", "[get", "list", "watch]"] in rows, rows
+    assert not any(row[0].startswith("secrets") for row in rows)
     # the master itself (no impersonation) holds only `impersonate`
     own = kubectl("auth", "can-i", "list", "pods", kubeconfig=master)
     assert own.stdout.strip() == "no"

@@ -27,7 +27,7 @@ import yaml
 from pysui.abstracts.client_keypair import SignatureScheme
 from pysui.sui.sui_crypto import create_new_keypair
 
-from k3sdaas.chain import ChainClient, ChainSettings, Deployment, SealToken, Signer, dump_build_output
+from k3sdaas.chain import ChainClient, ChainSettings, Deployment, SealToken, Signer
 from k3sdaas.chain.keys import signer_from_text
 from k3sdaas.nitro.measure import measure_string
 from k3sdaas.seal import Challenge, sign_personal_message
@@ -125,10 +125,8 @@ def kube_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kube")
 
 
-@pytest.fixture(scope="module")
-def kube(kube_dir: Path) -> Iterator[Path]:
-    """The Kubernetes stand-in, running; yields its state directory."""
-    state = kube_dir
+def start_kube(state: Path) -> subprocess.Popen[bytes]:
+    """The Kubernetes stand-in on a free port, once its admin.kubeconfig exists."""
     process = subprocess.Popen([sys.executable, "-m", "k3sdaas_localnet", "kube", "--state", str(state),
                                 "--host", "127.0.0.1", "--port", str(free_port())],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -136,20 +134,33 @@ def kube(kube_dir: Path) -> Iterator[Path]:
     while not (state / "admin.kubeconfig").exists():
         if process.poll() is not None or time.time() > deadline:
             process.kill()
-            raise RuntimeError(f"kube stand-in did not start: {process.stderr.read().decode() if process.stderr else ''}")
+            errors = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"kube stand-in did not start: {errors}")
         time.sleep(0.1)
-    yield state
+    return process
+
+
+@pytest.fixture(scope="module")
+def kube(kube_dir: Path) -> Iterator[Path]:
+    """The Kubernetes stand-in, running; yields its state directory."""
+    process = start_kube(kube_dir)
+    yield kube_dir
     process.terminate()
     process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def nsm_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SimulatedPki]]:
+def simulated_nsm(path: str) -> tuple[NsmServer, SimulatedPki]:
+    """A simulated NSM (fresh test CA) serving on the Unix socket ``path``; start it with ``with``."""
     pki = SimulatedPki.generate(INSTANCE_ID, datetime.now(UTC))
     nsm = SimulatedNsm(pki, f"{INSTANCE_ID}-enc0123456789abcdef",
                        boot_pcrs(*IMAGE_PCRS, instance_pcr=measure_string(INSTANCE_ID)))
-    path = str(tmp_path_factory.mktemp("nsm") / "nsm.sock")
-    with NsmServer(nsm, path) as server:
+    return NsmServer(nsm, path), pki
+
+
+@pytest.fixture(scope="module")
+def nsm_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SimulatedPki]]:
+    server, pki = simulated_nsm(str(tmp_path_factory.mktemp("nsm") / "nsm.sock"))
+    with server:
         yield server.bound_address, pki
 
 
@@ -196,9 +207,9 @@ def start_master(state: Path, settings: dict[str, Any], env: dict[str, str] | No
     state.mkdir(parents=True, exist_ok=True)
     config_path = state / "nautilus-config.yaml"
     config_path.write_text(yaml.safe_dump(settings))
-    process = subprocess.Popen([sys.executable, "-m", "k3sdaas.nautilus", "serve", "--config", str(config_path)],
-                               stdout=subprocess.PIPE, stderr=open(state / "master.log", "ab"),
-                               env={**os.environ, **(env or {})})
+    with open(state / "master.log", "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen([sys.executable, "-m", "k3sdaas.nautilus", "serve", "--config", str(config_path)],
+                                   stdout=subprocess.PIPE, stderr=log, env={**os.environ, **(env or {})})
     assert process.stdout is not None
     url = cert = None
     for _ in range(2):
@@ -224,7 +235,7 @@ def start_master(state: Path, settings: dict[str, Any], env: dict[str, str] | No
         time.sleep(0.1)
 
 
-def master_settings(chain: Chain, kube: Path, nsm: str, state: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+def master_settings(chain: Chain, kube: Path, nsm: str, state_dir: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "server": {"listen_address": "127.0.0.1", "listen_port": 0},
         "sui": {"rpc_url": chain.node.url, "ca_file": str(chain.node.ca_path), "package_id":
@@ -232,7 +243,7 @@ def master_settings(chain: Chain, kube: Path, nsm: str, state: Path, **sections:
         "tee": {"nsm_socket": nsm},
         "k3s": {"kubeconfig": str(kube / "admin.kubeconfig"), "ca_file": str(kube / "ca.pem"),
                 "supervisor_url": "https://127.0.0.1:6444"},
-        "state": {"dir": str(state)},
+        "state": {"dir": str(state_dir)},
         "logging": {"level": "info"},
     }
     for section, values in sections.items():

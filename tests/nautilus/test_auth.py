@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
-import ssl
 import socket
+import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -79,8 +82,8 @@ def test_a_signature_by_another_key_is_refused(master: Master, chain: Chain) -> 
     ({"issued_at_ms": int(time.time() * 1000) - 10 * 60 * 1000}, "challenge_stale"),
     ({"issued_at_ms": int(time.time() * 1000) + 10 * 60 * 1000}, "challenge_future"),
 ])
-def test_a_challenge_for_another_master_or_out_of_time_is_refused(master: Master, chain: Chain, change: dict[str, object],
-                                                                  error: str) -> None:
+def test_a_challenge_for_another_master_or_out_of_time_is_refused(master: Master, chain: Chain,
+                                                                  change: dict[str, object], error: str) -> None:
     owner, token = chain.stake(1)
     response = master.client.post("/api/v1/auth", json=master.proof(owner, token.token_id, **change))
     assert (response.status_code, response.json()["error"]) == (401, error)
@@ -179,3 +182,21 @@ def test_stake_status_reads_the_callers_token(master: Master, chain: Chain) -> N
     assert status.json()["token"]["id"] == token.token_id
     assert status.json()["token"]["stake_mist"] == 5 * SUI
     assert status.json()["pool"]["pool_id"] == chain.deployment.pool_id
+
+
+def test_the_proof_command_signs_a_login_that_curl_can_send(master: Master, chain: Chain, tmp_path: Path) -> None:
+    owner, token = chain.stake(1)
+    key_file = tmp_path / "owner.key"
+    key_file.write_text(owner.keystring)
+    key_file.chmod(0o600)
+    result = subprocess.run([sys.executable, "-m", "k3sdaas.nautilus", "proof", "--url", master.url, "--cacert",
+                             str(master.cert), "--key-file", str(key_file), "--token-id", token.token_id],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert owner.keystring not in result.stdout + result.stderr
+    response = master.client.post("/api/v1/auth", content=result.stdout, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    refused = subprocess.run([sys.executable, "-m", "k3sdaas.nautilus", "proof", "--url", "https://127.0.0.1:1",
+                              "--key-file", str(key_file), "--token-id", token.token_id],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1

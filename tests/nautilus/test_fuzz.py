@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from .conftest import Master
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
-                    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children,
-                                                                                         max_size=5), max_leaves=20)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | \
+    st.text(max_size=80)
+JSON = st.recursive(SCALARS, lambda children: st.lists(children, max_size=5) |
+                    st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=20)
 FIELDS = ["token_id", "address", "nonce", "issued_at", "audience", "signature", "node_id", "ip", "capacity",
           "metrics"]
 HEX = st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda h: "0x" + h)

@@ -5,6 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
+from k3sdaas.chain import ChainEvent
+from k3sdaas.nautilus.revocation import TokenStates
+from k3sdaas.nautilus.sessions import Session, SessionInvalid
+
 from .conftest import SUI, Chain, Master
 
 PROMISE = 5.0  # seconds from the event to the refusal
@@ -66,3 +72,39 @@ def test_a_partial_slash_keeps_the_session(master: Master, chain: Chain) -> None
     context = master.get("/api/v1/security-context", session)
     assert context.status_code == 200
     assert context.json()["tier"] == 1  # 1.98 SUI
+
+
+def event(name: str, **fields: object) -> ChainEvent:
+    return ChainEvent(f"0x2::staking::{name}", "staking", "0x1", {"token_id": TOKEN, **fields}, "digest")
+
+
+TOKEN = "0x" + "12" * 32
+
+
+def session(tier: int = 2) -> Session:
+    return Session("0x" + "34" * 32, tier, TOKEN, int(time.time()) + 60, "jti")
+
+
+def test_token_states_follow_each_event_kind() -> None:
+    states = TokenStates()
+    assert states.effective_tier(session(), 1) == 2  # nothing heard: the session's own tier
+    assert states.apply(event("Slashed", tier=1, amount=1, penalty=1, bps=10, reason="")) is None
+    assert states.effective_tier(session(), 1) == 1
+    assert states.apply(event("Slashed", tier=0, amount=1, penalty=1, bps=10, reason="")) == \
+        (TOKEN, "the seal token was slashed below tier 1")
+    with pytest.raises(SessionInvalid, match="slashed below tier 1"):
+        states.effective_tier(session(), 1)
+    assert states.apply(event("StakeAdded", tier=3, amount=5, added=4)) == (TOKEN, None)  # lifted
+    assert states.effective_tier(session(), 1) == 3
+    with pytest.raises(SessionInvalid, match="below the required 4"):
+        states.effective_tier(session(), 4)
+    states.apply(event("SealRefreshed", expires_at_ms=int(time.time() * 1000) - 1))
+    with pytest.raises(SessionInvalid, match="expired"):
+        states.effective_tier(session(), 1)
+    assert states.apply(event("Unstaked", amount=5, staker="0x1")) == (TOKEN, "the seal token was unstaked")
+    with pytest.raises(SessionInvalid, match="unstaked"):
+        states.effective_tier(session(), 1)
+    # What the store kept across a restart refuses from the first request on.
+    restarted = TokenStates({TOKEN: "the seal token was unstaked"})
+    with pytest.raises(SessionInvalid, match="unstaked"):
+        restarted.effective_tier(session(), 1)

@@ -110,10 +110,13 @@ def test_insufficient_memory_matches_golden(sim, make_eif, tmp_path):
     assert normalise_log_paths(result.stderr) == normalise_log_paths(golden("run-enclave-E26.stderr"))
 
 
-def test_inner_failure_matches_golden_e29_e39(sim, make_eif):
+def test_inner_failure_matches_golden_e29_e39(sim, make_eif, tmp_path, monkeypatch):
+    allocator = tmp_path / "allocator.yaml"  # room for two enclaves: the CID clash, not the CPU pool, must fail
+    allocator.write_text("---\nmemory_mib: 4096\ncpu_pool: 1-4\n")
+    monkeypatch.setenv("K3SDAAS_NITRO_SIM_ALLOCATOR", str(allocator))
     eif = make_eif("nginx.eif")
     _run(sim, eif, "--enclave-cid", "17")
-    clash = sim("run-enclave", "--eif-path", str(eif), "--memory", "64", "--cpu-count", "0", "--enclave-cid", "17")
+    clash = sim("run-enclave", "--eif-path", str(eif), "--memory", "64", "--cpu-count", "2", "--enclave-cid", "17")
     assert clash.code == 39
     assert normalise_log_paths(clash.stderr) == normalise_log_paths(golden("run-enclave-E29-E39.stderr"))
     log = re.search(r'error log found at "([^"]+)"', clash.stderr).group(1)
@@ -231,7 +234,7 @@ def test_command_line_entry_runs_as_a_separate_process(sim_state, make_eif):
     )
     assert described.returncode == 0 and json.loads(described.stdout)["CheckCRC"] is True
     usage = subprocess.run([*command, "run-enclave", "--bogus"], capture_output=True, text=True, env=env, check=False)
-    assert usage.returncode == 2 and "usage: nitro-cli" in usage.stderr
+    assert usage.returncode == 2 and "USAGE:\n    nitro-cli" in usage.stderr  # clap's layout
 
 
 def test_boot_failure_is_e36_then_e39(sim, sim_state, make_eif, monkeypatch, tmp_path):

@@ -1,6 +1,6 @@
 """k3sdaas-attest: verify a Nitro attestation document from the command line.
 
-Exit 0 with a JSON summary on stdout, 1 with a one-line reason on stderr, 2 for usage errors.
+Exit 0 with a JSON summary on stdout; anything else, a bad argument included, exits 1 with one line on stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
 
 from k3sdaas.attestation.cose import COSE_SIGN1_TAG
 from k3sdaas.attestation.errors import AttestationError
@@ -22,6 +24,15 @@ from k3sdaas.errors import InvalidInput
 
 CBOR_ARRAY4 = 0x84
 CBOR_TAG18 = 0xC0 | COSE_SIGN1_TAG
+# A document is about 4.5 KiB (5.3 KiB in base64) and a root certificate under 1 KiB; this is ample.
+MAX_INPUT_BYTES = 64 * 1024
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors follow the command's contract: exit 1 with one line, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
 def _pcr(text: str) -> tuple[int, bytes]:
@@ -62,10 +73,8 @@ def decode_document_input(data: bytes) -> bytes:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="k3sdaas-attest", description="Verify AWS Nitro Enclaves attestation documents."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="k3sdaas-attest", description="Verify AWS Nitro Enclaves attestation documents.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     verify = commands.add_parser("verify", help="verify one document")
     verify.add_argument("document", help="file with the raw or base64 document, or - for stdin")
     verify.add_argument("--root", help="PEM root to pin instead of AWS Nitro Root-G1")
@@ -78,21 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(source: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
+def _read(source: str, what: str = "document") -> bytes:
+    """At most MAX_INPUT_BYTES of a regular file (or of stdin for ``-``); a device or a FIFO is refused first."""
     try:
-        with open(source, "rb") as handle:
-            return handle.read()
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            if not Path(source).is_file():
+                raise InvalidInput(f"cannot read {what} {source}: not a regular file", field=what)
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
-        raise InvalidInput(f"cannot read document {source}: {exc.strerror}", field="document") from None
+        raise InvalidInput(f"cannot read {what} {source}: {exc.strerror}", field=what) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidInput(f"{what} {source} is larger than {MAX_INPUT_BYTES} bytes", field=what)
+    return data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         data = decode_document_input(_read(args.document))
-        root = load_root(args.root) if args.root else None
+        root = None
+        if args.root:
+            _read(args.root, "root")  # exists, a regular file, bounded: load_root then reads it
+            root = load_root(args.root)
         policy = PcrPolicy(expected=dict(args.pcr), allow_debug=args.allow_debug)
         result = verify_attestation(
             data,

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import json
+import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ import pysui.sui.sui_common.sui_commands as cmd
 import pysui.sui.sui_grpc.pgrpc_requests as rn
 import pysui.sui.sui_grpc.suimsgs.sui.rpc.v2 as sui_prot
 from pysui.sui.sui_bcs import bcs
+from pysui.sui.sui_common.async_txn import AsyncSuiTransaction
 from pysui.sui.sui_grpc.pgrpc_clients import GrpcProtocolClient
 from pysui.sui.sui_grpc.pgrpc_filters import Literal, build_event_filter
 
 from . import abi
 from .amounts import MIST_PER_SUI, format_sui
+from .dynamic_fields import derive_dynamic_field_id, uleb128
 from .errors import (
     AbortInfo,
     ChainError,
@@ -42,11 +45,10 @@ from .errors import (
     TransactionRejected,
     abort_error,
 )
-from .dynamic_fields import derive_dynamic_field_id, uleb128
 from .index import PoolIndex
 from .keys import normalize_address
-from .pool import ID_TYPE, NODE_KEY_TYPE, StakeRecordEntry, decode_node_entry, decode_record, id_bcs, node_key_bcs
 from .models import ChainEvent, Deployment, PoolState, SealToken, TxOutcome
+from .pool import ID_TYPE, NODE_KEY_TYPE, StakeRecordEntry, decode_node_entry, decode_record, id_bcs, node_key_bcs
 from .transport import RETRYABLE_STATUS, ChainSettings, build_pysui_client, ok_data, open_client, with_retries
 
 # Gas a k3s_daas transaction costs on a real network is ~0.002-0.01 SUI; keep this much headroom
@@ -102,25 +104,29 @@ MAX_BUILD_OUTPUT_BYTES = 1 << 20
 def load_build_output(path: str | Path) -> tuple[list[bytes], list[str]]:
     """Modules and dependencies from ``sui move build --dump-bytecode-as-base64`` output (JSON)."""
     source = Path(path)
-    if source.exists() and (not source.is_file() or source.stat().st_size > MAX_BUILD_OUTPUT_BYTES):
-        raise InvalidArgument(f"build output {str(path)!r} must be a regular file of at most "
-                              f"{MAX_BUILD_OUTPUT_BYTES} bytes", field="build_output")
+    shown = f"build_output {str(path)!r:.200}"
+    try:
+        info = source.stat()
+    except FileNotFoundError:
+        raise InvalidArgument(f"{shown} does not exist", field="build_output") from None
+    except OSError as exc:
+        raise InvalidArgument(f"{shown} cannot be read: {exc.strerror}", field="build_output") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BUILD_OUTPUT_BYTES:
+        raise InvalidArgument(f"{shown} must be a regular file of at most {MAX_BUILD_OUTPUT_BYTES} bytes",
+                              field="build_output")
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
         modules = [base64.b64decode(m, validate=True) for m in data["modules"]]
         dependencies = [normalize_address(d, "dependencies") for d in data.get("dependencies", [])]
-    except FileNotFoundError:
-        raise InvalidArgument(f"build output {str(path)!r} does not exist", field="build_output") from None
     except OSError as exc:
-        raise InvalidArgument(f"build output {str(path)!r} cannot be read: {exc.strerror}",
-                              field="build_output") from None
+        raise InvalidArgument(f"{shown} cannot be read: {exc.strerror}", field="build_output") from None
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidArgument(
-            f"build output {str(path)!r} is not `sui move build --dump-bytecode-as-base64` JSON: {exc}",
+            f"{shown} is not `sui move build --dump-bytecode-as-base64` JSON: {exc}",
             field="build_output",
         ) from None
     if not modules:
-        raise InvalidArgument(f"build output {str(path)!r} lists no modules", field="build_output")
+        raise InvalidArgument(f"{shown} lists no modules", field="build_output")
     return modules, dependencies
 
 
@@ -257,7 +263,7 @@ class ChainClient:
         The objects it would write are remembered and read back by this client."""
 
         async def attempt() -> sui_prot.SimulateTransactionResponse:
-            txn = await self.pysui.transaction()
+            txn = await self._transaction()
             await build(txn)
             try:
                 kind = await txn.raw_kind()
@@ -271,6 +277,8 @@ class ChainClient:
         except TransactionRejected as exc:
             raise self._rejection(what, str(exc)) from None
         executed = response.transaction
+        if executed is None:
+            raise ChainError(f"{what}: the node's simulation returned no transaction")
         outcome = self._outcome(what, executed)
         for obj in executed.objects.objects if executed.objects else []:
             self._simulated[normalize_address(obj.object_id or "", "object_id")] = obj
@@ -278,11 +286,18 @@ class ChainClient:
         self._token_cache.clear()
         return outcome
 
+    async def _transaction(self) -> Any:
+        """A new pysui transaction. pysui 1.5.1 caches ``move_call`` signatures in one class-wide LRU keyed by
+        the (mutable) transaction itself: keys never hit across transactions, and once it holds 256 entries
+        evicting one raises KeyError. Emptying it first keeps a long-lived client working."""
+        AsyncSuiTransaction._function_meta_args.cache_clear()
+        return await self.pysui.transaction()
+
     async def sign(self, what: str, build: Callable[[Any], Awaitable[None]]) -> dict[str, Any]:
         """Build and sign a transaction without sending it (``tx_bytestr`` and ``sig_array``)."""
 
         async def build_signed() -> dict[str, Any]:
-            txn = await self.pysui.transaction()
+            txn = await self._transaction()
             await build(txn)
             try:
                 signed: dict[str, Any] = await txn.build_and_sign()
@@ -344,15 +359,11 @@ class ChainClient:
     def _outcome(self, what: str, executed: sui_prot.ExecutedTransaction) -> TxOutcome:
         effects = executed.effects
         status = effects.status if effects else None
-        if status is None or not status.success:
+        if effects is None or status is None or not status.success:
             raise self._execution_error(what, status.error if status else None)
-        created: dict[str, list[str]] = {}
-        deleted: list[str] = []
-        for change in effects.changed_objects:
-            if change.id_operation == sui_prot.ChangedObjectIdOperation.CREATED:
-                created.setdefault(change.object_type or "", []).append(change.object_id)
-            elif change.id_operation == sui_prot.ChangedObjectIdOperation.DELETED:
-                deleted.append(change.object_id)
+        created = _created(effects)
+        deleted = [change.object_id or "" for change in effects.changed_objects
+                   if change.id_operation == sui_prot.ChangedObjectIdOperation.DELETED]
         events = [self._event(e, executed.digest or "") for e in (executed.events.events if executed.events else [])]
         gas = effects.gas_used
         used = (gas.computation_cost or 0) + (gas.storage_cost or 0) - (gas.storage_rebate or 0) if gas else 0
@@ -436,10 +447,9 @@ class ChainClient:
         if not digest:
             raise ObjectNotFound(f"{package_id} has no publishing transaction; is it a package?", field="package_id")
         executed = await self.get_transaction(digest)
-        created: dict[str, list[str]] = {}
-        for change in executed.effects.changed_objects:
-            if change.id_operation == sui_prot.ChangedObjectIdOperation.CREATED:
-                created.setdefault(change.object_type or "", []).append(change.object_id)
+        if executed.effects is None:
+            raise ChainError(f"the node returned publishing transaction {digest} without its effects")
+        created = _created(executed.effects)
         caps = [cap for cap in await self.owned_objects(abi.UPGRADE_CAP_TYPE)
                 if json_value(cap.json).get("package") == package_id]
         self.deployment = self._deployment_from(package_id, created, caps[0].object_id if caps else None)
@@ -493,7 +503,7 @@ class ChainClient:
         caps = await self.owned_objects(abi.target(deployment.package_id, abi.STAKING, "AdminCap"))
         if not caps:
             raise NotOwner(f"{self.address} holds no AdminCap of package {deployment.package_id}", field="key_file")
-        return caps[0].object_id
+        return caps[0].object_id or ""
 
     async def _admin_call(self, function: str, args: list[Any], module: str = abi.STAKING,
                           shared: str | None = None) -> TxOutcome:
@@ -666,7 +676,7 @@ class ChainClient:
             coin = await txn.split_coin(coin=txn.gas, amounts=[amount_mist])
             await txn.move_call(target=target, arguments=[deployment.pool_id, token_id, coin, abi.CLOCK_ID])
 
-        outcome = await self._transact(f"add stake to {token_id}", build)
+        await self._transact(f"add stake to {token_id}", build)
         return await self.get_token(token_id)
 
     async def refresh(self, token_id: str) -> SealToken:
@@ -678,7 +688,7 @@ class ChainClient:
         async def build(txn: Any) -> None:
             await txn.move_call(target=target, arguments=[deployment.pool_id, token_id, abi.CLOCK_ID])
 
-        outcome = await self._transact(f"refresh {token_id}", build)
+        await self._transact(f"refresh {token_id}", build)
         return await self.get_token(token_id)
 
     async def unstake(self, token_id: str) -> int:
@@ -776,6 +786,15 @@ class ChainClient:
                                   watermark.checkpoint if watermark else None)
             if not more:
                 return
+
+
+def _created(effects: sui_prot.TransactionEffects) -> dict[str, list[str]]:
+    """Ids of the objects a transaction created, by type."""
+    created: dict[str, list[str]] = {}
+    for change in effects.changed_objects:
+        if change.id_operation == sui_prot.ChangedObjectIdOperation.CREATED:
+            created.setdefault(change.object_type or "", []).append(change.object_id or "")
+    return created
 
 
 def _balance_value(value: Any) -> Any:

@@ -8,7 +8,7 @@ a look-up costs one ``GetObject`` whatever the pool's size, on any full node (no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import canoser
 from pysui.sui.sui_bcs import bcs
@@ -28,26 +28,26 @@ def node_key_bcs(node_id: bytes) -> bytes:
     return uleb128(len(node_id)) + node_id
 
 
-class _StakeRecord(canoser.Struct):  # type: ignore[misc]
+class _StakeRecord(canoser.Struct):
     """``staking::StakeRecord``, field for field as move/sources/staking.move declares it."""
 
-    _fields = [
+    _fields: ClassVar[list[tuple[str, Any]]] = [
         ("node_id", [canoser.Uint8]), ("owner", bcs.Address), ("staker", bcs.Address), ("amount", canoser.Uint64),
         ("tier", canoser.Uint8), ("staked_at_ms", canoser.Uint64), ("expires_at_ms", canoser.Uint64),
         ("slashed_total", canoser.Uint64), ("last_enclave_slash_ms", canoser.Uint64),
     ]
 
 
-class _RecordField(canoser.Struct):  # type: ignore[misc]
+class _RecordField(canoser.Struct):
     """``dynamic_field::Field<ID, StakeRecord>``: the field object's UID, the key, the value."""
 
-    _fields = [("id", bcs.Address), ("name", bcs.Address), ("value", _StakeRecord)]
+    _fields: ClassVar[list[tuple[str, Any]]] = [("id", bcs.Address), ("name", bcs.Address), ("value", _StakeRecord)]
 
 
-class _NodeField(canoser.Struct):  # type: ignore[misc]
+class _NodeField(canoser.Struct):
     """``dynamic_field::Field<vector<u8>, ID>``."""
 
-    _fields = [("id", bcs.Address), ("name", [canoser.Uint8]), ("value", bcs.Address)]
+    _fields: ClassVar[list[tuple[str, Any]]] = [("id", bcs.Address), ("name", [canoser.Uint8]), ("value", bcs.Address)]
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidInput, K3sdaasError, Unavailable
+from . import audit, tokenreview
 from .errors import ApiError, bad_request
 from .identity import describe
+from .kubeconfig import kubeconfig_route
 from .openapi import spec
+from .proxy import proxy_routes
 from .service import Master, Proof, parse_capacity
 from .sessions import SessionInvalid
 
@@ -226,6 +229,8 @@ def create_app(master: Master) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        # The Kubernetes API proxy (impersonation, rate limit, tier verbs) and the kubeconfig for kubectl.
+        kubeconfig_route(master), *proxy_routes(master, master.config.rate_limit),
     ]
 
     @asynccontextmanager
@@ -242,7 +247,9 @@ def create_app(master: Master) -> Starlette:
         ApiError: _api_error, SessionInvalid: _session_error, InvalidInput: _invalid_input,
         HTTPException: _http_error, K3sdaasError: _runtime_error, Exception: _internal_error,
     })
-    app.add_middleware(CountRequests, metrics=metrics, routes={r.path for r in routes})
+    app.add_middleware(CountRequests, metrics=metrics, routes={r.path for r in routes if isinstance(r, Route)})
+    tokenreview.install(app, master)  # POST /webhook/tokenreview, kube-apiserver's webhook token authenticator
+    audit.install(app, master)  # every request in the hash-chained audit log, batches anchored on chain
     return app
 
 

@@ -14,11 +14,13 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import K3sdaasError
+from . import audit_cli
 from .config import load_config
 from .identity import make_tls
 
@@ -80,6 +82,36 @@ def _host_of(url: str) -> list[str]:
     return [host] if host else []
 
 
+def proof(args: argparse.Namespace) -> int:
+    """Fetch a challenge from the master, sign it with the key file, print the JSON body for /api/v1/auth."""
+    import json
+    import ssl
+
+    import httpx
+
+    from ..chain import load_signer, normalize_address
+    from ..seal import Challenge, sign_personal_message
+
+    signer = load_signer(key_file=args.key_file)
+    token_id = normalize_address(args.token_id, "token_id")
+    url = args.url.rstrip("/")
+    try:
+        verify = ssl.create_default_context(cafile=args.cacert) if args.cacert else True
+        response = httpx.post(f"{url}/api/v1/challenge", verify=verify, timeout=30)
+    except (OSError, httpx.HTTPError) as exc:
+        raise K3sdaasError(f"{url} cannot be reached: {exc}") from None
+    if response.status_code != 200:
+        raise K3sdaasError(f"{url} refused the challenge: {response.status_code} {response.text[:200]}")
+    nonce = response.json()["nonce"]
+    challenge = Challenge(nonce, url, token_id, signer.address, int(time.time() * 1000))
+    body = {"token_id": token_id, "address": signer.address, "nonce": nonce, "issued_at": challenge.issued_at_ms,
+            "audience": url, "signature": sign_personal_message(signer, challenge.message())}
+    if args.node_id:
+        body.update(node_id=args.node_id, ip=args.ip)
+    print(json.dumps(body))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="k3sdaas-nautilus", description="The K3s-DaaS Nautilus master service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,9 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--listen-port", dest="listen_port", type=int)
     run.add_argument("--public-url", dest="public_url")
     run.add_argument("--package-id", dest="package_id")
+    sign = commands.add_parser("proof", help="print a signed seal proof (the body of POST /api/v1/auth)")
+    sign.add_argument("--url", required=True, help="the master's URL (the challenge's audience)")
+    sign.add_argument("--cacert", help="the master's certificate to trust (printed by serve)")
+    sign.add_argument("--key-file", required=True, help="Sui key file of the token's owner (mode 0600)")
+    sign.add_argument("--token-id", required=True, help="the SealToken object id")
+    sign.add_argument("--node-id", help="also add node_id and ip: the body of POST /api/v1/register-worker")
+    sign.add_argument("--ip", default="127.0.0.1", help="the worker's IP for --node-id (default 127.0.0.1)")
+    audit_cli.add_parser(commands)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return serve(args)
+        if args.command == "audit":
+            return audit_cli.run(args)
+        return serve(args) if args.command == "serve" else proof(args)
     except K3sdaasError as exc:
         print(f"k3sdaas-nautilus: {exc}", file=sys.stderr)
         return 1

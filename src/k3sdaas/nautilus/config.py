@@ -11,7 +11,7 @@ sui:      {rpc_url: https://fullnode.testnet.sui.io:443, ca_file: null, key_file
 tee:      {attestation_interval: 3600, nsm_socket: null}
 k3s:      {kubeconfig: /var/lib/rancher/k3s/kubeconfig.yaml, supervisor_url: https://10.0.0.5:6444,
            ca_file: /var/lib/rancher/k3s/server/tls/server-ca.crt, join_token_ttl: 600}
-auth:     {session_ttl: 900, challenge_ttl: 60, max_clock_skew: 30, min_tier: 1}
+auth:     {session_ttl: 900, challenge_ttl: 60, max_clock_skew: 30, min_tier: 1, rate_limit: 100}
 nodes:    {heartbeat_grace: 30}
 state:    {dir: /var/lib/k3sdaas/nautilus, kms_key_id: null, kms_region: us-east-1, kms_endpoint_url: null}
 logging:  {level: info}
@@ -58,6 +58,7 @@ class NautilusConfig:
     challenge_ttl: float = 60.0
     max_clock_skew: float = 30.0
     min_tier: int = 1
+    rate_limit: int = 100  # requests per identity per minute through the Kubernetes API proxy
     heartbeat_grace: float = 30.0
     state_dir: str = "/var/lib/k3sdaas/nautilus"
     kms_key_id: str | None = None
@@ -93,6 +94,7 @@ SOURCES: dict[str, tuple[tuple[str, str], str]] = {
     "challenge_ttl": (("auth", "challenge_ttl"), "K3SDAAS_NAUTILUS_CHALLENGE_TTL"),
     "max_clock_skew": (("auth", "max_clock_skew"), "K3SDAAS_NAUTILUS_MAX_CLOCK_SKEW"),
     "min_tier": (("auth", "min_tier"), "K3SDAAS_NAUTILUS_MIN_TIER"),
+    "rate_limit": (("auth", "rate_limit"), "K3SDAAS_NAUTILUS_RATE_LIMIT"),
     "heartbeat_grace": (("nodes", "heartbeat_grace"), "K3SDAAS_NAUTILUS_HEARTBEAT_GRACE"),
     "state_dir": (("state", "dir"), "K3SDAAS_NAUTILUS_STATE_DIR"),
     "kms_key_id": (("state", "kms_key_id"), "K3SDAAS_NAUTILUS_KMS_KEY_ID"),
@@ -112,6 +114,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "challenge_ttl": (5, 600),
     "max_clock_skew": (0, 300),
     "min_tier": (1, 4),
+    "rate_limit": (1, 100_000),
     "heartbeat_grace": (5, 3600),
 }
 

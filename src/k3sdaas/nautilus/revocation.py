@@ -34,13 +34,15 @@ class TokenStates:
     def __init__(self, revocations: dict[str, str] | None = None) -> None:
         self._states: dict[str, TokenState] = {t: TokenState(revoked=r) for t, r in (revocations or {}).items()}
 
-    def apply(self, event: ChainEvent) -> tuple[str, str] | None:
-        """Apply one event; returns ``(token_id, reason)`` when it revokes the token."""
+    def apply(self, event: ChainEvent) -> tuple[str, str | None] | None:
+        """Apply one event; returns ``(token_id, reason)`` when it revokes the token or (reason None)
+        lifts a revocation (stake added back above tier 0)."""
         fields = event.fields
         token_id = str(fields.get("token_id", ""))
         if not token_id:
             return None
         state = self._states.setdefault(token_id, TokenState())
+        before = state.revoked
         if event.name in ("Slashed", "StakeAdded"):
             state.tier = int(fields["tier"])
             if state.tier < 1:
@@ -51,7 +53,7 @@ class TokenStates:
             state.expires_at_ms = int(fields["expires_at_ms"])
         elif event.name == "Unstaked":
             state.revoked = "the seal token was unstaked"
-        return (token_id, state.revoked) if state.revoked else None
+        return (token_id, state.revoked) if state.revoked != before else None
 
     def learn(self, token_id: str, tier: int, expires_at_ms: int) -> None:
         """What a fresh chain read (at login) says; a new stake after a revocation is a new token id."""
@@ -75,12 +77,12 @@ class TokenStates:
 
 class ChainFollower:
     def __init__(self, client: ChainClient, states: TokenStates, cursors: CursorStore, interval: float,
-                 on_revoke: Callable[[str, str], None]) -> None:
+                 on_change: Callable[[str, str | None], None]) -> None:
         self.client = client
         self.states = states
         self.cursors = cursors
         self.interval = interval
-        self.on_revoke = on_revoke
+        self.on_change = on_change
         self.error: str | None = "the chain has not been read yet"
         self.last_ok = 0.0
 
@@ -93,9 +95,9 @@ class ChainFollower:
         cursor = self.cursors.get("staking")
         count = 0
         async for event in self.client.events(WATCHED, after=cursor):
-            revoked = self.states.apply(event)
-            if revoked:
-                self.on_revoke(*revoked)
+            changed = self.states.apply(event)
+            if changed:
+                self.on_change(*changed)
             cursor = event.cursor or cursor
             count += 1
         if cursor:

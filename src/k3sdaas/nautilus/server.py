@@ -64,7 +64,7 @@ def serve(config: NautilusConfig, tls: TlsFiles) -> None:
     os.environ[RUNTIME_ENV] = json.dumps({"config": dataclasses.asdict(config), "cert": str(tls.cert),
                                           "key": str(tls.key), "spki_sha256": tls.spki_sha256.hex()})
     Server(f"{__name__}:app_from_env", address=config.listen_address, port=config.listen_port,
-           interface=Interfaces.ASGI, factory=True, workers=1, websockets=False,
+           interface=Interfaces.ASGI, factory=True, workers=1, websockets=True,
            ssl_cert=tls.cert, ssl_key=tls.key, ssl_protocol_min=SSLProtocols.tls13,
            log_dictconfig=log_config(config.log_level), log_level=LogLevels(config.log_level),
            respawn_failed_workers=True, workers_kill_timeout=10).serve()

@@ -142,9 +142,14 @@ class Master:
             return False, self.chain_error
         return self.follower.available, self.follower.error
 
-    def _revoked(self, token_id: str, reason: str) -> None:
-        log.info("revoked sessions of %s: %s", token_id, reason)
-        self.store.revoke_token(token_id, reason, now_ms())
+    def _revoked(self, token_id: str, reason: str | None) -> None:
+        """Keep the revocations in the store, so a restart refuses the same sessions' tokens."""
+        if reason is None:
+            log.info("revocation of %s lifted: stake added", token_id)
+            self.store.unrevoke_token(token_id)
+        else:
+            log.info("revoked sessions of %s: %s", token_id, reason)
+            self.store.revoke_token(token_id, reason, now_ms())
 
     async def stop(self) -> None:
         for task in self._tasks:

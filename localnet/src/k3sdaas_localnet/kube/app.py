@@ -53,6 +53,7 @@ KUBE_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0+k3sdaas-loca
                 "compiler": "gc", "platform": "linux/amd64"}
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's default --max-request-bytes-ish limit for one object
 MAX_WATCH_SECONDS = 1800
+MAX_DEPTH = 100
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PATCH_TYPES = {"application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json",
@@ -114,7 +115,7 @@ class KubeApi:
                 return
 
     # --- identity ---
-    def _user(self, headers: Any, info: RequestInfo) -> UserInfo:
+    def _user(self, headers: Any) -> UserInfo:
         header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         user = authenticate(self.authenticators, token.strip()) if scheme.lower() == "bearer" and token else None
@@ -145,7 +146,7 @@ class KubeApi:
         if path == "/cacerts":
             return Response(self.ca_pem, media_type="text/plain")
         info = request_info(request.method, path, dict(request.query_params))
-        user = self._user(request.headers, info)
+        user = self._user(request.headers)
         resource = BY_PATH.get((info.group, info.version, info.resource)) if info.resource_request else None
         self._authorize(user, info, resource)
         if not info.resource_request:
@@ -221,11 +222,12 @@ class KubeApi:
             if content_type == "application/vnd.kubernetes.protobuf":
                 return protobuf.decode(body)
             if content_type in ("application/yaml", "application/apply-patch+yaml"):
-                return yaml.safe_load(body.decode())
+                return _bounded_depth(yaml.safe_load(body.decode()))
             if content_type in ("application/json", "") or content_type.endswith("+json"):
-                return json.loads(body)
-        except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the request body cannot be decoded: {str(exc).splitlines()[0][:200]}") from None
+                return _bounded_depth(json.loads(body))
+        except (ValueError, yaml.YAMLError, RecursionError) as exc:
+            raise ApiError(400, f"the request body cannot be decoded: {(str(exc) or 'too deep').splitlines()[0][:200]}"
+                           ) from None
         raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
                             "application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
@@ -241,6 +243,8 @@ class KubeApi:
         namespace = info.namespace if resource.namespaced else ""
         if info.subresource in ("log", "exec", "attach", "portforward"):
             return self._pod_stream_refusal(info, resource)
+        if info.subresource == "scale":
+            return await self._scale(request, info, resource, namespace)
         handler: Callable[..., Awaitable[Response]] = {
             "get": self._get, "list": self._list, "watch": self._watch, "create": self._create,
             "update": self._update, "patch": self._patch, "delete": self._delete,
@@ -264,6 +268,24 @@ class KubeApi:
             raise ApiError(400, f"port-forward is not supported: {STAND_IN}, so nothing listens in pod {info.name}")
         raise ApiError(400, f"{info.subresource} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); "
                             "SPDY is not supported by this stand-in")
+
+    async def _scale(self, request: Request, info: RequestInfo, resource: Resource, namespace: str) -> Response:
+        """``deployments/scale`` as an autoscaling/v1 Scale: read, or write ``spec.replicas`` only."""
+        current = self._existing(resource, namespace, info.name)
+        if info.verb in ("update", "patch"):
+            body = await self._decode(request, PATCH_TYPES if info.verb == "patch" else None)
+            scale = patch.merge_patch(_scale_of(current), body) if info.verb == "patch" else body
+            replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) and isinstance(
+                scale.get("spec"), dict) else None
+            if not isinstance(replicas, int) or isinstance(replicas, bool):
+                raise errors.invalid(resource, info.name, [("spec.replicas", "Required value: an integer")])
+            new = json.loads(json.dumps(current))
+            new["spec"]["replicas"] = replicas
+            policy.prepare(resource, new, self.store, self.ca_pem)
+            current = self.store.update(self._key(resource), new, None)
+        elif info.verb != "get":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        return JSONResponse(_scale_of(current))
 
     async def _get(self, request: Request, info: RequestInfo, resource: Resource, namespace: str) -> Response:
         obj = self._existing(resource, namespace, info.name)
@@ -305,6 +327,7 @@ class KubeApi:
         except ValueError:
             raise ApiError(400, f"invalid resourceVersion or timeoutSeconds: {raw_rv!r}") from None
         key = self._key(resource)
+        bookmarks = request.query_params.get("allowWatchBookmarks", "").lower() == "true"
 
         def event(kind: str, obj: dict[str, Any]) -> bytes:
             shown = resources.table(resource, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
@@ -330,8 +353,13 @@ class KubeApi:
                     rv = change.rv
                     if change.resource == key and selected(change.obj):
                         yield event(change.type, change.obj)
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(changed.wait(), timeout=max(0.0, min(5.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    if bookmarks:  # only when asked: an unsolicited BOOKMARK prints a junk row in kubectl
+                        mark = {"kind": resource.kind, "apiVersion": resource.group_version,
+                                "metadata": {"resourceVersion": str(rv)}}
+                        yield json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
 
         media = "application/json;as=Table;v=v1;g=meta.k8s.io" if table else "application/json"
         return StreamingResponse(stream(), media_type=media)
@@ -340,6 +368,7 @@ class KubeApi:
         """Shape checks every write shares; returns the object with its namespace set."""
         if not isinstance(obj, dict):
             raise ApiError(400, "the request body must be a JSON object")
+        obj = _without_nulls(obj)
         if obj.get("kind") not in (None, "", resource.kind):
             raise ApiError(400, f"the body is a {obj.get('kind')!r}, not a {resource.kind} as the URL says")
         if obj.get("apiVersion") not in (None, "", resource.group_version):
@@ -513,7 +542,7 @@ class KubeApi:
         path = ws.url.path
         info = request_info("GET", path, dict(ws.query_params))
         try:
-            user = self._user(ws.headers, info)
+            user = self._user(ws.headers)
             resource = BY_PATH.get((info.group, info.version, info.resource)) if info.resource_request else None
             self._authorize(user, info, resource)
             if resource is None or resource.name != "pods" or info.subresource not in ("exec", "attach",
@@ -537,6 +566,35 @@ class KubeApi:
                   "details": {"causes": [{"reason": "ExitCode", "message": "126"}]}}
         await ws.send_bytes(b"\x03" + json.dumps(status).encode())
         await ws.close()
+
+
+def _scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    meta = deployment["metadata"]
+    selector = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+            "spec": {"replicas": deployment.get("spec", {}).get("replicas", 1)},
+            "status": {"replicas": deployment.get("status", {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}
+
+
+def _without_nulls(value: Any) -> Any:
+    """null fields are absent ones, as Go's decoding into structs makes them."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _bounded_depth(value: Any) -> Any:
+    """The decoded body, refused when nested deeper than MAX_DEPTH (the patch code recurses over it)."""
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())]
+        if not level:
+            return value
+    raise ValueError(f"the object is nested deeper than {MAX_DEPTH} levels")
 
 
 def _openapi_group(served: list[Resource]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from . import pki
+from . import pki, webhook
 from .app import KubeApi
 
 MAX_GRACE_SECONDS = 86400
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-san", action="append", default=[], help="extra name or IP for the serving certificate")
     parser.add_argument("--node-grace-seconds", type=float, default=40.0,
                         help="a node without a Lease renewal for this long turns NotReady (default 40)")
+    parser.add_argument("--authentication-token-webhook-config-file", dest="webhook_config", type=Path,
+                        help="kubeconfig of a TokenReview webhook asked about bearer tokens (as kube-apiserver)")
+    parser.add_argument("--authentication-token-webhook-cache-ttl", dest="webhook_cache_ttl", default="2m0s",
+                        help="how long webhook answers are cached (Go duration; default 2m0s)")
+    parser.add_argument("--authentication-token-webhook-version", dest="webhook_version", default="v1",
+                        choices=sorted(webhook.VERSIONS), help="TokenReview version sent to the webhook (default v1)")
     return parser
 
 
@@ -76,6 +82,9 @@ async def _serve(args: argparse.Namespace) -> None:
     sock.bind((args.host, args.port))
     url = f"https://{_url_host(args.host)}:{sock.getsockname()[1]}"
     app = KubeApi(state, (state / pki.CA_CERT).read_bytes(), pki.admin_token(state), args.node_grace_seconds)
+    if args.webhook_config:
+        app.authenticators.append(webhook.WebhookTokenAuthenticator.from_kubeconfig(
+            args.webhook_config, webhook.parse_duration(args.webhook_cache_ttl), args.webhook_version))
     config = uvicorn.Config(app, ssl_certfile=str(state / pki.SERVER_CERT), ssl_keyfile=str(state / pki.SERVER_KEY),
                             lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2)
 
@@ -105,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_serve(args))
     except OSError as exc:
         print(f"k3sdaas-localnet kube: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except webhook.WebhookConfigError as exc:
+        print(f"k3sdaas-localnet kube: {exc}", file=sys.stderr)
         return 1
     return 0
 

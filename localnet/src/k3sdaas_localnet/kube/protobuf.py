@@ -2,7 +2,7 @@
 
 The wire format is the magic ``k8s\\0`` and a ``runtime.Unknown`` {1 typeMeta {1 apiVersion, 2 kind},
 2 raw}; ``raw`` is the object's message. Only the kinds kubectl's typed clients send are described
-here, with the field numbers of k8s.io/api's ``generated.proto``; an unknown kind is refused (415).
+here, with the field numbers of k8s.io/api's ``generated.proto``; an unknown kind is refused (400).
 """
 
 from __future__ import annotations

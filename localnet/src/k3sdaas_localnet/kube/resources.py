@@ -109,7 +109,7 @@ RESOURCES: tuple[Resource, ...] = (
              columns=(("Last Seen", "string", _age), ("Type", "string", lambda o: o.get("type", "")),
                       ("Reason", "string", lambda o: o.get("reason", "")), ("Object", "string", _involved),
                       ("Message", "string", lambda o: o.get("message", "")), _NAME)),
-    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status",),
+    Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale"),
              columns=(_NAME, ("Ready", "string", _deployment_ready),
                       ("Up-to-date", "integer", lambda o: o.get("status", {}).get("updatedReplicas", 0)),
                       ("Available", "integer", lambda o: o.get("status", {}).get("availableReplicas", 0)), _AGE)),
@@ -123,15 +123,16 @@ RESOURCES: tuple[Resource, ...] = (
              verbs=("create",), stored=False),
     Resource("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
              verbs=("create",), stored=False),
-    Resource("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
-             verbs=("create",), stored=False),
+    # kubectl 1.26/1.27 `auth whoami` asks the beta and alpha versions
+    *(Resource("authentication.k8s.io", version, "selfsubjectreviews", "SelfSubjectReview", False,
+               verbs=("create",), stored=False) for version in ("v1", "v1beta1", "v1alpha1")),
 )
 
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
-BY_KIND = {(r.group, r.kind): r for r in RESOURCES}
 GROUP_VERSIONS = sorted({(r.group, r.version) for r in RESOURCES}, key=lambda gv: (gv[0] != "", gv))
 
-SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "exec": ["create", "get"],
+SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"],
+                     "exec": ["create", "get"],
                      "portforward": ["create", "get"], "attach": ["create", "get"]}
 
 
@@ -146,9 +147,14 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 "verbs": list(r.verbs)}
         if r.short_names:
             item["shortNames"] = list(r.short_names)
+        if r.kind in ("Pod", "Deployment"):
+            item["categories"] = ["all"]  # `kubectl get all`
         items.append(item)
-        items += [{"name": f"{r.name}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": r.kind,
-                   "verbs": SUBRESOURCE_VERBS[sub]} for sub in r.subresources]
+        for sub in r.subresources:
+            items.append({"name": f"{r.name}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": r.kind,
+                          "verbs": SUBRESOURCE_VERBS[sub]})
+            if sub == "scale":
+                items[-1].update(kind="Scale", group="autoscaling", version="v1")
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": served[0].group_version, "resources": items}
 
 

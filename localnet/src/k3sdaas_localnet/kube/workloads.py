@@ -6,7 +6,7 @@
   replaces the pods (a Recreate rollout).
 - The scheduler binds pending pods to Ready, schedulable nodes whose taints they tolerate and whose
   labels match their nodeSelector, fewest pods first; a bound pod is reported Running (no container runs).
-- Garbage collection: pods owned by a deleted Deployment go with it.
+- Garbage collection: pods owned by a deleted Deployment go with it, pods bound to a deleted Node too.
 """
 
 from __future__ import annotations
@@ -128,10 +128,13 @@ class Controllers:
                                                   "blockOwnerDeletion": True}]}}
 
     def collect_garbage(self) -> None:
+        """Pods of a deleted Deployment, and pods bound to a deleted Node (the pod GC's orphans), go."""
         deployments = {d["metadata"]["uid"] for d in self.store.objects(DEPLOYMENTS)}
+        nodes = {n["metadata"]["name"] for n in self.store.objects(NODES)}
         for pod in self.store.objects(PODS):
             ref = next((r for r in pod["metadata"].get("ownerReferences") or [] if r.get("kind") == "Deployment"), None)
-            if ref and ref.get("uid") not in deployments:
+            orphaned = pod.get("spec", {}).get("nodeName") not in nodes | {None, ""}
+            if (ref and ref.get("uid") not in deployments) or orphaned:
                 self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
     def schedule(self) -> None:

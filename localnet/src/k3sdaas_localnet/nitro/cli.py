@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -194,17 +195,20 @@ def pcr_command(args: argparse.Namespace, io: Streams) -> int:
 def _parse_memory(text: str) -> int:
     units = {"M": 1, "G": 1024, "T": 1024 * 1024}
     number, unit = (text[:-1], units[text[-1].upper()]) if text and text[-1].upper() in units else (text, 1)
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()) or int(number) * unit >= 1 << 64:
         raise Failure(3, "memory", text)
     return int(number) * unit
 
 
-def _int_arg(name: str, text: str | int | None) -> int | None:
+def _int_arg(name: str, text: str | int | None, bits: int = 64) -> int | None:
+    """nitro-cli's ``value.parse::<u32|u64>()``: digits only (no sign) within the type's range, else E03."""
     if text is None:
         return None
-    if isinstance(text, int) or str(text).isdigit():
-        return int(text)
-    raise Failure(3, name, text)
+    if isinstance(text, bool) or not (isinstance(text, int) or (str(text).isascii() and str(text).isdigit())):
+        raise Failure(3, name, text)
+    if not 0 <= int(text) < 1 << bits:
+        raise Failure(3, name, text)
+    return int(text)
 
 
 def _apply_config(args: argparse.Namespace) -> None:
@@ -227,7 +231,7 @@ def _apply_config(args: argparse.Namespace) -> None:
 
 def _allocate_cpus(args: argparse.Namespace, pool: list[int], used: set[int]) -> list[int]:
     if args.cpu_ids is not None:
-        wanted = [_int_arg("cpu-ids", cpu) or 0 for cpu in args.cpu_ids]
+        wanted = [_int_arg("cpu-id", cpu, 32) or 0 for cpu in args.cpu_ids]
         duplicates = sorted({cpu for cpu in wanted if wanted.count(cpu) > 1})
         if duplicates:
             raise Failure(20, "cpu-ids", ", ".join(map(str, duplicates)), inner=True)
@@ -235,7 +239,7 @@ def _allocate_cpus(args: argparse.Namespace, pool: list[int], used: set[int]) ->
             if cpu not in pool or cpu in used:
                 raise Failure(21, "cpu-ids", cpu, inner=True)
         return wanted
-    count = _int_arg("cpu-count", args.cpu_count) or 0
+    count = _int_arg("cpu-count", args.cpu_count, 32) or 0
     free = [cpu for cpu in pool if cpu not in used]
     if count > len(free):
         raise Failure(22, "cpu-count", count, inner=True)
@@ -303,6 +307,12 @@ def run_enclave(args: argparse.Namespace, io: Streams) -> int:
         raise Failure(2, "cpu-count", "cpu-ids")
     if args.cpu_count is None and args.cpu_ids is None:
         raise Failure(1, "cpu-count")
+    # Every argument is parsed before anything is printed, as nitro-cli's RunEnclavesArgs::new_with does.
+    for cpu in args.cpu_ids or []:
+        _int_arg("cpu-id", cpu, 32)
+    if args.cpu_count is not None and not _int_arg("cpu-count", args.cpu_count, 32):
+        # nitro-cli itself passes 0 on and fails at the start ioctl; refusing it here keeps "nothing started".
+        raise Failure(3, "cpu-count", args.cpu_count)
     memory = _parse_memory(str(args.memory))
     cid = _int_arg("enclave-cid", args.enclave_cid)
     if cid is not None and (cid in RESERVED_CIDS or cid > MAX_CID):
@@ -497,10 +507,21 @@ def _enclave_selector(parser: argparse.ArgumentParser, *, allow_all: bool = Fals
         group.add_argument("--all", action="store_true")
 
 
+class ClapStyleParser(argparse.ArgumentParser):
+    """Argument errors the way nitro-cli's clap parser reports them: ``error:`` line, usage, hint, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        unexpected = re.match(r"unrecognized arguments: (\S+)", message)
+        if unexpected:
+            message = f"Found argument '{unexpected.group(1)}' which wasn't expected, or isn't valid in this context"
+        usage = self.format_usage().removeprefix("usage: ").strip()
+        self.exit(2, f"error: {message}\n\nUSAGE:\n    {usage}\n\nFor more information try --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nitro-cli", description="Nitro CLI (k3sdaas simulator)")
+    parser = ClapStyleParser(prog="nitro-cli", description="Nitro CLI (k3sdaas simulator)")
     parser.add_argument("--version", action="version", version=f"Nitro CLI {SIMULATED_CLI_VERSION}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ClapStyleParser)
 
     def command(name: str, handler: Callable[[argparse.Namespace, Streams], int]) -> argparse.ArgumentParser:
         sub = commands.add_parser(name)

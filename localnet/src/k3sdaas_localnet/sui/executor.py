@@ -192,7 +192,8 @@ class Executor:
             if kind == rpc.InputInputKind.PURE:
                 pure = bytes(inp.pure or b"")
                 if len(pure) >= MAX_PURE_ARGUMENT_SIZE:  # CallArg::validity_check: strictly below the limit
-                    raise InvalidTransaction(f"Size limit exceeded: maximum pure argument size is {MAX_PURE_ARGUMENT_SIZE}")
+                    raise InvalidTransaction(
+                        f"Size limit exceeded: maximum pure argument size is {MAX_PURE_ARGUMENT_SIZE}")
                 self.inputs.append(PureBytes(pure))
                 continue
             try:
@@ -258,7 +259,8 @@ class Executor:
         if gas.price < self.rgp:
             raise InvalidTransaction(f"gas price {gas.price} is below the reference gas price {self.rgp}")
         if gas.budget < gasmodel.computation_cost(gas.price):  # UserInputError::GasBudgetTooLow
-            raise InvalidTransaction(f"Gas budget: {gas.budget} is lower than min: {gasmodel.computation_cost(gas.price)}")
+            minimum = gasmodel.computation_cost(gas.price)
+            raise InvalidTransaction(f"Gas budget: {gas.budget} is lower than min: {minimum}")
         if gas.budget > gasmodel.MAX_TX_GAS:
             raise InvalidTransaction(f"gas budget {gas.budget} exceeds max_tx_gas {gasmodel.MAX_TX_GAS}")
         total = 0

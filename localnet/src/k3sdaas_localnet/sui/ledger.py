@@ -11,12 +11,14 @@ import base58
 from cryptography import x509
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
 
+from k3sdaas.chain.dynamic_fields import derive_dynamic_field_id
+
 from . import gas as gasmodel
 from . import packages as pkgs
 from . import proto
 from .executor import Executor, Outcome
-from .movetypes import CLOCK_ID, COIN_TYPE, FRAMEWORK, normalize_address
-from .objects import Layouts, LiveObject, Owner, object_digest
+from .movetypes import CLOCK_ID, COIN_TYPE, FIELD_TYPE, FRAMEWORK, normalize_address
+from .objects import Layouts, LiveObject, Owner, decode_value, object_digest, to_bcs
 from .ptb import MAX_TX_SIZE_BYTES, InvalidTransaction, TxRequest, decode_transaction_bcs, signer_address
 from .state import ChainState, CheckpointRow, EventRow, now_ms
 
@@ -58,6 +60,7 @@ class Ledger:
         with self.state.write():
             if self.state.get_meta("chain_id") is None:
                 self._genesis()
+            self._migrate_tables()
 
     def close(self) -> None:
         self.state.close()
@@ -89,6 +92,27 @@ class Ledger:
         self.state.put_package(FRAMEWORK, "sui")
         seq0 = CheckpointRow(0, _b58_hash(b"checkpoint", b"genesis", self.chain_id.encode()), now_ms(self.state), None)
         self.state.put_checkpoint(seq0)
+
+    def _migrate_tables(self) -> None:
+        """Move inline Table entries of an older state out into dynamic-field objects (at their derived ids,
+        at the parent's version), so a chain survives the stand-in's upgrade."""
+        layouts = self.layouts()
+        for object_id, type_str, version, previous, raw in self.state.legacy_table_rows():
+            for name, field_type in layouts.get(type_str, []):
+                table = raw.get(name)
+                if field_type.base != "Table" or not isinstance(table, dict) or "entries" not in table:
+                    continue
+                key_type, value_type = field_type.args
+                for key, value in (decode_value(k) for k in table["entries"]):
+                    field_id = derive_dynamic_field_id(table["$table"], key_type.render(), to_bcs(key, key_type, {}))
+                    entry = LiveObject(field_id, f"{FIELD_TYPE}<{key_type.render()}, {value_type.render()}>",
+                                       {"id": field_id, "name": key, "value": value},
+                                       Owner("OBJECT", address=table["$table"]), version=version,
+                                       digest=object_digest(field_id, version, previous), previous_transaction=previous)
+                    entry.storage_rebate = gasmodel.object_storage_cost(entry)
+                    self.state.put_object(entry)
+                raw[name] = {"$table": table["$table"], "size": len(table["entries"])}
+            self.state.put_raw_fields(object_id, raw)
 
     # Packages and layouts -------------------------------------------------------------------------
     def _load_package(self, package_id: str, name: str) -> pkgs.LoadedPackage:

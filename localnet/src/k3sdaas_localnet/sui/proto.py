@@ -7,9 +7,10 @@ import datetime as dt
 from typing import Any
 
 import base58
-from k3sdaas.chain.dynamic_fields import address_bytes, type_tag_bcs
 from pysui.sui.sui_grpc.suimsgs.google import protobuf as gp
 from pysui.sui.sui_grpc.suimsgs.sui.rpc import v2 as rpc
+
+from k3sdaas.chain.dynamic_fields import address_bytes, type_tag_bcs
 
 from .executor import EmittedEvent, Outcome
 from .handlers.base import ExecutionFailure, MoveAbort, MoveFunction

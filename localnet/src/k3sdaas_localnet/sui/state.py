@@ -139,6 +139,17 @@ class ChainState:
         )
         return [_row_to_object(r) for r in rows]
 
+    def legacy_table_rows(self) -> list[tuple[str, str, int, str, dict[str, Any]]]:
+        """(id, type, version, previous transaction, raw fields) of objects whose tables still hold their
+        entries inline, as states written before tables became dynamic-field objects do."""
+        rows = self._db.execute(
+            "SELECT id, type, version, previous_transaction, fields FROM objects WHERE fields LIKE '%\"entries\"%'"
+        )
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def put_raw_fields(self, object_id: str, fields: dict[str, Any]) -> None:
+        self._db.execute("UPDATE objects SET fields = ? WHERE id = ?", (json.dumps(fields), object_id))
+
     def put_object(self, obj: LiveObject) -> None:
         assert obj.owner is not None, f"object {obj.id} has no owner"
         self._db.execute(

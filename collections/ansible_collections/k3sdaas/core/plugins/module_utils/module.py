@@ -42,11 +42,11 @@ def failure(exc, msg=None):
     typed = isinstance(exc, ModuleError) or (K3sdaasError is not None and isinstance(exc, K3sdaasError))
     if not typed:
         return dict(
-            msg="{0}: {1}".format(msg or "Unexpected error", exc),
+            msg="{}: {}".format(msg or "Unexpected error", exc),
             error_type=type(exc).__name__,
             exception=traceback.format_exc(),
         )
-    extra = dict(msg="{0}: {1}".format(msg, exc) if msg else str(exc), error_type=type(exc).__name__, exception=None)
+    extra = dict(msg=f"{msg}: {exc}" if msg else str(exc), error_type=type(exc).__name__, exception=None)
     if getattr(exc, "field", None):
         extra["field"] = exc.field
     return extra
@@ -58,12 +58,12 @@ def range_error(option, value, bounds):
     if value is None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return "{0} must be a finite number, got {1}".format(option, value)
+        return f"{option} must be a finite number, got {value}"
     if (low is not None and value < low) or (high is not None and value > high):
-        wanted = "{0} to {1}".format(low, high) if low is not None and high is not None else (
-            "at least {0}".format(low) if low is not None else "at most {0}".format(high)
+        wanted = " and ".join(
+            text.format(bound) for text, bound in (("at least {0}", low), ("at most {0}", high)) if bound is not None
         )
-        return "{0} must be {1}, got {2}".format(option, wanted, value)
+        return f"{option} must be {wanted}, got {value}"
     return None
 
 

@@ -46,7 +46,7 @@ def command_argv(nitro_cli):
         try:
             argv = shlex.split(nitro_cli)
         except ValueError as exc:  # an unclosed quote
-            raise NitroEnclaveError("nitro_cli {0!r:.200} cannot be split: {1}".format(nitro_cli, exc), "nitro_cli")
+            raise NitroEnclaveError(f"nitro_cli {nitro_cli!r:.200} cannot be split: {exc}", "nitro_cli")
     else:
         raise NitroEnclaveError("nitro_cli must be a list of arguments or a string", "nitro_cli")
     if not argv or not argv[0]:
@@ -57,13 +57,13 @@ def command_argv(nitro_cli):
 def path_stat(path, option):
     """os.stat of a path option, None when it does not exist; a name too long or a loop is the option's fault."""
     if not path:
-        raise NitroEnclaveError("{0} is empty".format(option), option)
+        raise NitroEnclaveError(f"{option} is empty", option)
     try:
         return os.stat(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise NitroEnclaveError("{0} {1!r:.200}: {2}".format(option, path, exc.strerror), option)
+        raise NitroEnclaveError(f"{option} {path!r:.200}: {exc.strerror}", option)
 
 
 def check_file(path, option, required=True):
@@ -73,14 +73,14 @@ def check_file(path, option, required=True):
         return
     if info is None or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INPUT_FILE_BYTES:
         raise NitroEnclaveError(
-            "{0} {1!r:.200} must be a regular file of at most {2} bytes".format(option, path, MAX_INPUT_FILE_BYTES),
+            f"{option} {path!r:.200} must be a regular file of at most {MAX_INPUT_FILE_BYTES} bytes",
             option,
         )
 
 
 def check_text(value, option, max_bytes):
     if value is not None and (not value.strip() or len(value.encode("utf-8")) > max_bytes):
-        raise NitroEnclaveError("{0} must be 1 to {1} bytes, not blank".format(option, max_bytes), option)
+        raise NitroEnclaveError(f"{option} must be 1 to {max_bytes} bytes, not blank", option)
 
 
 def check_params(params):
@@ -88,15 +88,15 @@ def check_params(params):
     check_cid(params["enclave_cid"])
     command = command_argv(params["nitro_cli"])[0]
     if shutil.which(command) is None:
-        raise NitroEnclaveError("nitro_cli: command {0!r:.200} is not found".format(command), "nitro_cli")
+        raise NitroEnclaveError(f"nitro_cli: command {command!r:.200} is not found", "nitro_cli")
     check_text(params["docker_uri"], "docker_uri", MAX_DOCKER_URI_BYTES)
     check_text(params["enclave_name"], "enclave_name", MAX_ENCLAVE_NAME_BYTES)
     eif_path = params["eif_path"]
     info = path_stat(eif_path, "eif_path")
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise NitroEnclaveError("eif_path {0!r:.200} must be a file path, not a directory".format(eif_path), "eif_path")
+        raise NitroEnclaveError(f"eif_path {eif_path!r:.200} must be a file path, not a directory", "eif_path")
     if not os.path.isdir(os.path.dirname(os.path.abspath(eif_path))):
-        raise NitroEnclaveError("eif_path {0!r:.200}: its directory does not exist".format(eif_path), "eif_path")
+        raise NitroEnclaveError(f"eif_path {eif_path!r:.200}: its directory does not exist", "eif_path")
     check_file(params["allocator_file"], "allocator_file", required=False)
     if params["signing_certificate"] is not None:
         check_file(params["signing_certificate"], "signing_certificate")
@@ -111,7 +111,7 @@ def parse_cpu_list(text, field):
     for part in str(text).split(","):
         low, _sep, high = part.strip().partition("-")
         if not low.isdigit() or (high and not high.isdigit()) or (high and int(high) < int(low)):
-            raise NitroEnclaveError("{0}: {1!r} is not a CPU list like 2,3,6-9".format(field, str(text)), field)
+            raise NitroEnclaveError(f"{field}: {str(text)!r} is not a CPU list like 2,3,6-9", field)
         cpus.update(range(int(low), int(high or low) + 1))
     return sorted(cpus)
 
@@ -119,9 +119,9 @@ def parse_cpu_list(text, field):
 def parse_allocator(config, path):
     """allocator.yaml's memory_mib and cpu_count or cpu_pool, as (memory_mib, cpu_count)."""
     if not isinstance(config, dict):
-        raise NitroEnclaveError("{0} is not a YAML mapping".format(path), "allocator_file")
+        raise NitroEnclaveError(f"{path} is not a YAML mapping", "allocator_file")
     if "cpu_count" in config and "cpu_pool" in config:
-        raise NitroEnclaveError("{0}: cpu_count and cpu_pool conflict, use one".format(path), "allocator_file")
+        raise NitroEnclaveError(f"{path}: cpu_count and cpu_pool conflict, use one", "allocator_file")
     try:
         memory = int(config["memory_mib"])
         cpus = (
@@ -131,7 +131,7 @@ def parse_allocator(config, path):
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise NitroEnclaveError(
-            "{0}: needs memory_mib and cpu_count (or cpu_pool): {1}".format(path, exc), "allocator_file"
+            f"{path}: needs memory_mib and cpu_count (or cpu_pool): {exc}", "allocator_file"
         )
     return memory, cpus
 
@@ -154,7 +154,7 @@ def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1,
     ``others`` are the (memory_mib, cpu_count) of enclaves that keep running beside this one.
     """
     if cpu_count < 1:
-        raise NitroEnclaveError("cpu_count must be at least 1, got {0}".format(cpu_count), "cpu_count")
+        raise NitroEnclaveError(f"cpu_count must be at least 1, got {cpu_count}", "cpu_count")
     if threads > 1 and cpu_count % threads:
         raise NitroEnclaveError(
             "cpu_count {0} is not a multiple of the {1} threads per core of this host: Nitro Enclaves take whole "
@@ -163,7 +163,7 @@ def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1,
         )
     if memory_mib < MIN_MEMORY_MIB:
         raise NitroEnclaveError(
-            "memory_mib must be at least {0}, got {1}".format(MIN_MEMORY_MIB, memory_mib), "memory_mib"
+            f"memory_mib must be at least {MIN_MEMORY_MIB}, got {memory_mib}", "memory_mib"
         )
     if eif_size is not None and memory_mib < minimum_memory_mib(eif_size):
         raise NitroEnclaveError(
@@ -194,7 +194,7 @@ def check_cid(cid):
     """0 is the hypervisor, 1 local, 2 reserved, 3 the parent; u32::MAX is "any"."""
     if cid is not None and not FIRST_ENCLAVE_CID <= cid < MAX_CID:
         raise NitroEnclaveError(
-            "enclave_cid {0} is reserved: use {1} to {2}, or leave it out".format(cid, FIRST_ENCLAVE_CID, MAX_CID - 1),
+            f"enclave_cid {cid} is reserved: use {FIRST_ENCLAVE_CID} to {MAX_CID - 1}, or leave it out",
             "enclave_cid")
 
 
@@ -254,7 +254,7 @@ def build_reason(record, image_id, signing_digest, eif_pcrs, eif_crc_ok):
     if record is None:
         return "no build record next to the EIF"
     if record.get("image_id") != image_id:
-        return "image changed from {0} to {1}".format(record.get("image_id"), image_id)
+        return "image changed from {} to {}".format(record.get("image_id"), image_id)
     if record.get("signing_certificate_sha256") != signing_digest:
         return "signing certificate changed"
     if not eif_crc_ok or record.get("measurements") != eif_pcrs:

@@ -41,18 +41,19 @@ options:
   docker_uri:
     description:
       - The local Docker image to build the EIF from, for example V(k3sdaas-enclave:latest).
-      - The image must already exist on the host; the module does not pull.
+      - The image must already exist on the host; the module does not pull. At most 512 bytes.
       - Required when O(state=built) or O(state=running).
     type: str
   eif_path:
     description:
       - Where the EIF is written. The build record is written to this path plus C(.json).
+      - Its directory must exist, and an existing path must be a regular file.
     type: path
     required: true
   enclave_name:
     description:
       - Name of the enclave, its identity for this module.
-      - Defaults to the file name of O(eif_path) without C(.eif), as nitro-cli does.
+      - Defaults to the file name of O(eif_path) without C(.eif), as nitro-cli does. 1 to 255 bytes.
     type: str
   cpu_count:
     description:
@@ -60,6 +61,7 @@ options:
       - On hosts with more than one hardware thread per core (Intel and AMD), enclaves take whole cores, so the
         count must be a multiple of the threads per core, that is even.
       - It must fit in the allocator's C(cpu_count) or C(cpu_pool), minus what other enclaves use.
+      - At least 1 and at most 4294967295 (nitro-cli's u32).
     type: int
     default: 2
   memory_mib:
@@ -84,21 +86,25 @@ options:
   allocator_file:
     description:
       - The Nitro Enclaves allocator settings the request is checked against.
-      - When the file does not exist the module warns and leaves the checks to nitro-cli.
+      - When the file does not exist the module warns and leaves the checks to nitro-cli; when it exists it must
+        be a regular file of at most 1 MiB.
     type: path
     default: /etc/nitro_enclaves/allocator.yaml
   nitro_cli:
     description:
       - The nitro-cli command, as a list of arguments or a string split like a shell would.
+      - Its first element must be an executable found on E(PATH) or a path to one.
     type: raw
     default: [nitro-cli]
   signing_certificate:
     description:
-      - PEM certificate to sign the EIF with, which adds PCR8 to its measurements.
+      - PEM certificate to sign the EIF with, which adds PCR8 to its measurements. A regular file of at most 1 MiB.
+      - A new certificate rebuilds the EIF and replaces a running enclave, whose PCR8 then differs.
     type: path
   private_key:
     description:
-      - Private key (PEM file) or KMS key ARN matching O(signing_certificate).
+      - Private key (PEM file, checked like O(signing_certificate)) or KMS key ARN (V(arn:...)) matching
+        O(signing_certificate).
     type: str
 notes:
   - Lowering O(memory_mib) does not replace a running enclave, because nitro-cli may allocate more than asked.
@@ -297,7 +303,7 @@ class EnclaveRun:
         self.cli = NitroCli(command_argv(self.params["nitro_cli"]))
         self.eif_path = self.params["eif_path"]
         base = os.path.basename(self.eif_path)
-        self.name = self.params["enclave_name"] or (base[: -len(".eif")] if base.endswith(".eif") else base)
+        self.name = self.params["enclave_name"] or (base.removesuffix(".eif"))
         self.actions = []
 
     # -------------------------------------------------------------- reading state
@@ -315,7 +321,7 @@ class EnclaveRun:
                     ),
                     "docker_uri",
                 )
-            raise NitroEnclaveError("docker image inspect {0} failed: {1}".format(uri, err.strip()), "docker_uri")
+            raise NitroEnclaveError(f"docker image inspect {uri} failed: {err.strip()}", "docker_uri")
         return json.loads(out)[0]
 
     def eif(self):
@@ -330,13 +336,13 @@ class EnclaveRun:
     def allocator(self):
         path = self.params["allocator_file"]
         if not os.path.exists(path):
-            self.module.warn("{0} does not exist: CPU and memory are not checked before nitro-cli runs".format(path))
+            self.module.warn(f"{path} does not exist: CPU and memory are not checked before nitro-cli runs")
             return None
         with open(path) as handle:
             try:
                 config = yaml.safe_load(handle)
             except yaml.YAMLError as exc:
-                raise NitroEnclaveError("{0} is not valid YAML: {1}".format(path, exc), "allocator_file")
+                raise NitroEnclaveError(f"{path} is not valid YAML: {exc}", "allocator_file")
         return parse_allocator(config, path)
 
     def enclaves(self):
@@ -560,7 +566,7 @@ def main():
     except Exception as exc:  # pylint: disable=broad-exception-caught
         if getattr(exc, "field", None) is None and getattr(exc, "code", None) in FIELD_BY_ERROR_CODE:
             exc.field = FIELD_BY_ERROR_CODE[exc.code]  # a nitro-cli error code that points at one option
-        module.fail_from_exception(exc, msg="failed after {0}".format(", ".join(run.actions)) if run.actions else None)
+        module.fail_from_exception(exc, msg="failed after {}".format(", ".join(run.actions)) if run.actions else None)
     if not module.diff_mode:
         result.pop("diff")
     module.exit_json(changed=bool(run.actions), actions=run.actions, **result)

@@ -154,20 +154,20 @@ def check_requirements(module, token, min_tier):
     min_valid_for = module.params["min_valid_for"]
     if min_tier is None and min_valid_for is None:
         return
-    what = module.params["token_id"] or "the token of node {0}".format(module.params["node_id"])
+    what = module.params["token_id"] or "the token of node {}".format(module.params["node_id"])
     if token is None:
         raise ObjectNotFound(
-            "{0} does not exist".format(what), field="token_id" if module.params["token_id"] else "node_id"
+            f"{what} does not exist", field="token_id" if module.params["token_id"] else "node_id"
         )
     if token.tier == 0:
         raise InsufficientStake(
-            "{0} has tier 0 (stake {1} MIST): it is not valid".format(what, token.stake_mist), field="min_tier"
+            f"{what} has tier 0 (stake {token.stake_mist} MIST): it is not valid", field="min_tier"
         )
     if token.seconds_left() == 0:
-        raise TokenExpired("{0} expired at {1} ms".format(what, token.expires_at_ms), field="min_valid_for")
+        raise TokenExpired(f"{what} expired at {token.expires_at_ms} ms", field="min_valid_for")
     if min_tier is not None and token.tier < min_tier:
         raise InsufficientStake(
-            "{0} has tier {1} ({2}), below the required {3}".format(what, token.tier, token.tier_name, min_tier),
+            f"{what} has tier {token.tier} ({token.tier_name}), below the required {min_tier}",
             field="min_tier",
         )
     if min_valid_for is not None and token.seconds_left() < min_valid_for:

@@ -111,7 +111,7 @@ async def ensure_published(module, client, package_id, build):
         return dict(as_result(deployment), changed=False, address=client.address)
     if build is None:
         module.fail_json(
-            msg="no k3s_daas deployment of {0} was found and build_output is not set".format(client.address),
+            msg=f"no k3s_daas deployment of {client.address} was found and build_output is not set",
             field="build_output",
         )
     modules, dependencies = build

@@ -83,7 +83,7 @@ async def ensure_slashed(module, client, token_id):
     else:
         token = await client.find_token(params["node_id"])
         if token is None:
-            raise ObjectNotFound("node {0} has no live token to slash".format(params["node_id"]), field="node_id")
+            raise ObjectNotFound("node {} has no live token to slash".format(params["node_id"]), field="node_id")
     if params["reason"] in await client.slash_reasons(token.token_id):
         return dict(changed=False, token=token.as_dict(), penalty_mist=0)
     after = await client.slash(token.token_id, params["bps"], params["reason"])  # simulated in check mode

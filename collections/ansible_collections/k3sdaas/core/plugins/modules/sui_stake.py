@@ -165,7 +165,7 @@ async def ensure_present(module, client, wanted_mist, owner):
     result = dict(changed=False, added_mist=0, returned_mist=0, address=client.address)
     if token is None:
         if not module.params["allow_restake"] and await client.node_was_unstaked(node_id):
-            module.warn("node {0} was unstaked before and allow_restake is false; not staking it".format(node_id))
+            module.warn(f"node {node_id} was unstaked before and allow_restake is false; not staking it")
             return dict(result, token={})
         result.update(changed=True, added_mist=wanted_mist)
         after = (await client.stake(node_id, wanted_mist, owner)).as_dict()  # simulated in check mode
@@ -174,7 +174,7 @@ async def ensure_present(module, client, wanted_mist, owner):
     if token.owner != (owner or client.address):
         module.fail_json(
             msg="node {0} already has token {1} owned by {2}, not {3}".format(
-                node_id, token.token_id, token.owner, owner or "the signer {0}".format(client.address)
+                node_id, token.token_id, token.owner, owner or f"the signer {client.address}"
             ),
             field="owner",
         )

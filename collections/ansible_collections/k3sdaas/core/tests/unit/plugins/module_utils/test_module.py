@@ -10,7 +10,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule
+from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule, ModuleError, range_error
 from k3sdaas.errors import InvalidInput, Unavailable
 
 
@@ -41,7 +41,7 @@ def test_runtime_error_names_the_field(module, capsys):
     assert out["msg"] == "cannot stake: amount must be positive"
     assert out["field"] == "amount"
     assert out["error_type"] == "InvalidInput"
-    assert "exception" not in out
+    assert out.get("exception") in (None, "(traceback unavailable)")  # the fail_json call, not the exception
 
 
 def test_runtime_error_without_field(module, capsys):
@@ -73,3 +73,38 @@ def test_missing_option_fails_before_any_work(capsys):
     with pytest.raises(SystemExit):
         K3sdaasModule(argument_spec={"name": {"type": "str", "required": True}})
     assert "name" in result(capsys)["msg"]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (-1, "count must be at least 0 and at most 10, got -1.0"),
+        (11, "count must be at least 0 and at most 10, got 11.0"),
+        (float("nan"), "count must be a finite number, got nan"),
+        (float("inf"), "count must be a finite number, got inf"),
+    ],
+)
+def test_out_of_range_options_fail_before_any_work(value, problem, capsys):
+    set_module_args({"count": value})
+    with pytest.raises(SystemExit):
+        K3sdaasModule(argument_spec={"count": {"type": "float"}}, ranges={"count": (0, 10)}, requires_runtime=False)
+    out = result(capsys)
+    assert (out["msg"], out["field"]) == (problem, "count")
+
+
+def test_range_bounds_may_be_open():
+    assert range_error("n", 2**70, (0, None)) is None
+    assert range_error("n", None, (0, 1)) is None
+    assert range_error("n", -5, (None, 0)) is None
+    assert range_error("n", 1, (None, 0)) == "n must be at most 0, got 1"
+
+
+def test_guarded_maps_a_module_error_and_keeps_unexpected_tracebacks(module, capsys):
+    with pytest.raises(SystemExit):
+        module.guarded(lambda: (_ for _ in ()).throw(ModuleError("eif_path is a directory", "eif_path")))
+    out = result(capsys)
+    assert (out["msg"], out["field"], out["error_type"]) == ("eif_path is a directory", "eif_path", "ModuleError")
+    with pytest.raises(SystemExit):
+        module.guarded(lambda: {}["pool"])
+    out = result(capsys)
+    assert (out["msg"], out["error_type"]) == ("Unexpected error: 'pool'", "KeyError")

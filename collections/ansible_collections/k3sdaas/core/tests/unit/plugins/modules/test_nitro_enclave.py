@@ -14,6 +14,7 @@ from ansible_collections.k3sdaas.core.plugins.module_utils.nitro import (
     NitroEnclaveError,
     build_reason,
     check_cid,
+    check_params,
     check_resources,
     command_argv,
     enclave_drift,
@@ -156,3 +157,33 @@ def test_reserved_cids_are_refused(cid):
 def test_usable_cids_pass():
     for cid in (None, 4, 16, (1 << 32) - 2):
         check_cid(cid)
+
+
+def valid_params(tmp_path):
+    return dict(enclave_cid=None, nitro_cli=["sh"], docker_uri="app:1", enclave_name=None,
+                eif_path=str(tmp_path / "app.eif"), allocator_file=str(tmp_path / "none.yaml"),
+                signing_certificate=None, private_key=None)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("eif_path", "."), ("eif_path", "/dev/null"), ("eif_path", "/nonexistent/app.eif"), ("eif_path", ""),
+        ("eif_path", "/" + "p" * 5000), ("allocator_file", "/dev/zero"), ("allocator_file", "."),
+        ("signing_certificate", "/nonexistent.pem"), ("signing_certificate", "/dev/zero"),
+        ("docker_uri", ""), ("docker_uri", "u" * 513), ("enclave_name", " "), ("enclave_name", "e" * 256),
+        ("nitro_cli", "/nonexistent/nitro-cli"), ("nitro_cli", "'unclosed"), ("nitro_cli", {"a": 1}),
+        ("enclave_cid", 3),
+    ],
+)
+def test_check_params_names_the_bad_option(tmp_path, option, value):
+    params = dict(valid_params(tmp_path), **{option: value})
+    if option == "signing_certificate":
+        params["private_key"] = "arn:aws:kms:us-east-1:111122223333:key/x"
+    with pytest.raises(NitroEnclaveError) as caught:
+        check_params(params)
+    assert caught.value.field == option
+
+
+def test_check_params_accepts_a_valid_request(tmp_path):
+    check_params(valid_params(tmp_path))  # a missing allocator_file is allowed: the module warns
