@@ -59,6 +59,35 @@ def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> 
     return rate, float(value) * UNITS[unit], errors.group(0) if errors else "none"
 
 
+TRIVIAL_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+"""
+
+
+def calibration(directory: Path, cert: Path, key: Path, seconds: int, connections: int) -> tuple[float, float]:
+    """A trivial ASGI app on granian with the same TLS: what this machine gives right now."""
+    (directory / "trivial_app.py").write_text(TRIVIAL_APP)
+    port = testkit_port()
+    server = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                               "--port", str(port), "--ssl-certificate", str(cert), "--ssl-keyfile", str(key),
+                               "--no-ws", "--log-level", "error", "trivial_app:app"], cwd=directory)
+    try:
+        time.sleep(2)
+        rate, p99, _ = wrk(f"https://127.0.0.1:{port}/", seconds, connections)
+        return rate, p99
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def testkit_port() -> int:
+    return int(sys.modules["nautilus_testkit"].free_port())
+
+
 def timed(operation: Callable[[], object], runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
@@ -129,6 +158,10 @@ def main() -> int:
                 print(f"ratio authenticated/unauthenticated {rate / base_rate:.2f} (target >= 0.85); "
                       f"targets >= 10,000 req/s: {'met' if rate >= 10_000 else f'missed by {10_000 - rate:.0f}'}, "
                       f"P99 <= 15 ms: {'met' if p99 <= 15 else f'missed by {p99 - 15:.2f} ms'}")
+                trivial_rate, trivial_p99 = calibration(Path(tmp), master.cert, state / "tls" / "master.key",
+                                                        args.duration, args.connections)
+                print(f"calibration: trivial ASGI app on granian, same TLS {trivial_rate:9.0f} req/s   "
+                      f"P99 {trivial_p99:6.2f} ms   (this machine, now)")
                 logins = timed(lambda: master.login(owner, token.token_id), args.logins)
                 challenges = timed(lambda: master.client.post("/api/v1/challenge"), args.logins)
                 print(f"seal login (challenge, sign, auth)    {ms(logins)}")

@@ -6,7 +6,8 @@ An enclave has no NIC, only vsock. This process (run by the enclave's /init, sta
 2. maps each outbound host name to a loopback address in /etc/hosts and forwards TCP connections to
    that address over vsock to the parent (CID 3), where vsock-proxy reaches the real host (Sui RPC);
 3. forwards inbound vsock connections (port 6443) to the master service on 127.0.0.1;
-4. starts the master service: ``python -m k3sdaas.nautilus`` when the runtime has it, otherwise a
+4. starts the master service: ``python -m k3sdaas.nautilus`` when the runtime has it and the image has its
+   settings (/etc/k3sdaas/nautilus-config.yaml, or K3SDAAS_NAUTILUS_CONFIG), otherwise a
    health endpoint that says plainly that the master service is not part of this image yet;
 5. starts ``k3s server --disable-agent`` (sqlite through kine, no CNI) when a k3s binary was built in.
 
@@ -37,6 +38,8 @@ VSOCK_DIR_ENV = "K3SDAAS_VSOCK_DIR"
 HOSTS_ENV = "K3SDAAS_HOSTS_FILE"
 K3S_ENV = "K3SDAAS_K3S_BINARY"
 DEFAULT_K3S = "/usr/local/bin/k3s"
+MASTER_CONFIG_ENV = "K3SDAAS_NAUTILUS_CONFIG"
+DEFAULT_MASTER_CONFIG = "/etc/k3sdaas/nautilus-config.yaml"
 K3S_DATA_DIR = "/var/lib/rancher/k3s"  # on the in-memory rootfs: /run and /tmp are noexec in an enclave
 IFF_UP = 0x1
 BUFFER = 65536
@@ -187,9 +190,14 @@ def k3s_command(binary: Path, config: dict[str, Any]) -> list[str]:
             "--write-kubeconfig", f"{K3S_DATA_DIR}/kubeconfig.yaml", "--write-kubeconfig-mode", "0600"]
 
 
+def master_config() -> Path:
+    return Path(os.environ.get(MASTER_CONFIG_ENV, DEFAULT_MASTER_CONFIG))
+
+
 def master_available() -> bool:
+    """The master runs when the runtime has it and the image carries its settings (package id, …)."""
     try:
-        return importlib.util.find_spec("k3sdaas.nautilus.__main__") is not None
+        return importlib.util.find_spec("k3sdaas.nautilus.__main__") is not None and master_config().is_file()
     except ModuleNotFoundError:
         return False
 
@@ -238,12 +246,14 @@ def main() -> int:
     listen = config["service"]["listen"]
     if master_available():
         children["master service"] = subprocess.Popen([sys.executable, "-m", "k3sdaas.nautilus"],
-                                                      env=dict(os.environ, K3SDAAS_LISTEN=listen))
+                                                      env=dict(os.environ, K3SDAAS_LISTEN=listen,
+                                                               K3SDAAS_NAUTILUS_CONFIG=str(master_config())))
         log(f"master service started on {listen}")
     else:
         server = ThreadingHTTPServer(host_port(listen), HealthHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        log(f"health endpoint only on {listen}: the Nautilus master service is not in this image yet")
+        log(f"health endpoint only on {listen}: the Nautilus master service is not in this image yet "
+            f"(k3sdaas.nautilus with {master_config()})")
 
     start_forwarders(config)
     log("ready")

@@ -212,9 +212,11 @@ $(tail -n 20 "$log")"
 # kubectl for the tests and the local default when the machine has none: Debian's kubernetes-client,
 # unpacked (its .deb conflicts with other packages' kubectl file, google-cloud-cli's for one).
 install_kubectl() {
+  # Debian's kubectl 1.20 is the oldest client we support: unpacked always, so the suite runs it beside
+  # whatever newer kubectl the machine has (and a machine with none still gets one).
   local dest=$state_dir/kubectl-1.20 download
-  if command -v kubectl >/dev/null || [[ -x $dest/usr/bin/kubectl ]]; then
-    say "kubectl present ($(command -v kubectl || echo "$dest/usr/bin/kubectl"))"
+  if [[ -x $dest/usr/bin/kubectl ]]; then
+    say "kubectl 1.20 present ($dest/usr/bin/kubectl)"
     return
   fi
   download=$(mktemp -d)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from helpers.playbook import run_playbook
 from helpers.sui import no_transaction_reaches
 

@@ -31,15 +31,15 @@ def signing_pair(folder: Path, name: str) -> dict[str, str]:
 def test_a_new_signing_certificate_replaces_the_enclave(steps, sim, tiny_image, tmp_path: Path) -> None:
     image = tiny_image("signed")
     run = {"state": "running", "docker_uri": image, "memory_mib": 256}
-    first, steady = steps(dict(run, **signing_pair(tmp_path, "a")), dict(run, **signing_pair(tmp_path, "a2")))
+    first, resigned = steps(dict(run, **signing_pair(tmp_path, "a")), dict(run, **signing_pair(tmp_path, "a2")))
     assert first.changed and first.result["actions"] == ["build", "run"], first.output
     assert "PCR8" in first.result["pcrs"] and first.result["enclave"]["pcrs"]["PCR8"] == first.result["pcrs"]["PCR8"]
-    # a2 is another certificate too: a rebuild and a replacement, PCR0-2 unchanged
-    assert steady.result["build_reason"] == "signing certificate changed"
-    assert steady.result["drift"] == ["PCR8"], steady.output
-    assert steady.result["actions"] == ["build", "terminate", "run"]
-    before, after = first.result["enclave"]["pcrs"], steady.result["enclave"]["pcrs"]
+    # a2 is another certificate: the EIF is re-signed and the enclave replaced; PCR0-2 stay
+    assert resigned.result["build_reason"] == "signing certificate changed"
+    assert resigned.result["drift"] == ["PCR8"], resigned.output
+    assert resigned.result["actions"] == ["build", "terminate", "run"]
+    before, after = first.result["enclave"]["pcrs"], resigned.result["enclave"]["pcrs"]
     assert {name: before[name] for name in ("PCR0", "PCR1", "PCR2")} == {
         name: after[name] for name in ("PCR0", "PCR1", "PCR2")}
     assert before["PCR8"] != after["PCR8"]
-    assert [item["EnclaveID"] for item in sim.describe()] == [steady.result["enclave"]["enclave_id"]]
+    assert [item["EnclaveID"] for item in sim.describe()] == [resigned.result["enclave"]["enclave_id"]]

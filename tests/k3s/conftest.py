@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import shutil
 import signal
 import string
 import subprocess
@@ -20,6 +21,8 @@ from kubernetes import client, config
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "collections/ansible_collections/k3sdaas/core/roles"
 NODE_TOKEN_GROUP = "system:bootstrappers:k3s:default-node-token"  # what `k3s token create` gives a token
+# The machine's kubectl, else the Debian 1.20 one scripts/setup.sh unpacks.
+KUBECTL = shutil.which("kubectl") or str(REPO / ".state/kubectl-1.20/usr/bin/kubectl")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from helpers.playbook import PlaybookRun, run_playbook
 
-from .conftest import Kube
+from .conftest import KUBECTL, Kube
 
 pytestmark = pytest.mark.slow
 PLAY = """\
@@ -46,7 +46,7 @@ def applied(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Kube:
 
 def can_i(kube: Kube, *args: str, group: str = "", user: str = "sui:0xabc") -> bool:
     impersonate = [f"--as={user}"] + ([f"--as-group={group}"] if group else [])
-    done = subprocess.run(["kubectl", f"--kubeconfig={kube.kubeconfig}", "auth", "can-i", *impersonate, *args],
+    done = subprocess.run([KUBECTL, f"--kubeconfig={kube.kubeconfig}", "auth", "can-i", *impersonate, *args],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.stdout.strip() in {"yes", "no"}, done.stdout + done.stderr
     return done.stdout.strip() == "yes"

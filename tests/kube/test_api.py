@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -120,6 +122,8 @@ def test_bad_inputs_answer_4xx_status(kube: Kube) -> None:
         ("GET", "/api/v1/pods?labelSelector=a%20in%20(", {}, 400),
         ("PATCH", "/api/v1/namespaces/default", {"body": {}, "content_type": "text/plain"}, 415),
         ("DELETE", "/version", {}, 405),
+        ("OPTIONS", "/api/v1/nodes/x/status", {}, 405),
+        ("PUT", "/api/v1/namespaces/default/pods", {"body": {}}, 405),
         ("GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=abc", {}, 400),
     ]
     for method, path, kwargs, code in cases:
@@ -226,3 +230,17 @@ def test_bookmarks_only_when_asked_and_pods_of_a_deleted_node_go(kube: Kube) -> 
             break
         time.sleep(0.25)
     assert kube.call("GET", "/api/v1/namespaces/default/pods/on-doomed")[0] == 404
+
+
+def test_cli_refuses_a_taken_port_and_bad_flags_without_touching_state(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args, code in ((["--port", port], 1), (["--port", "70000"], 2), (["--node-grace-seconds", "0"], 2)):
+            result = subprocess.run([sys.executable, "-m", "k3sdaas_localnet", "kube", "--state",
+                                     str(tmp_path / "state"), *args], capture_output=True, text=True, timeout=60,
+                                    check=False)
+            assert result.returncode == code, result.stderr
+            assert result.stderr.strip().splitlines()[-1].startswith("k3sdaas-localnet kube")
+            assert not (tmp_path / "state").exists()

@@ -299,3 +299,26 @@ def test_errors_are_status_objects(kubectl: Kubectl) -> None:
     assert missing.returncode == 1 and 'Error from server (NotFound): pods "nope" not found' in missing.stderr
     unknown = kubectl("get", "widgets")
     assert unknown.returncode == 1 and 'the server doesn\'t have a resource type "widgets"' in unknown.stderr
+
+
+def test_imperative_rbac_objects_and_aggregation(kubectl: Kubectl) -> None:
+    v = kubectl.version[1]
+    ns = f"rbac-{v}"
+    ok(kubectl("create", "namespace", ns))
+    # kubectl ≥ 1.32 sends these four as protobuf
+    ok(kubectl("-n", ns, "create", "role", "reader", "--verb=get", "--resource=pods"))
+    ok(kubectl("-n", ns, "create", "rolebinding", "reader", "--role=reader", f"--user=bob-{v}"))
+    ok(kubectl("create", "clusterrole", f"aggregate-{v}", f"--aggregation-rule=k3sdaas.test/agg-{v}=true"))
+    ok(kubectl("create", "clusterrole", f"part-{v}", "--verb=list", "--resource=nodes"))
+    ok(kubectl("label", "clusterrole", f"part-{v}", f"k3sdaas.test/agg-{v}=true"))
+    ok(kubectl("create", "clusterrolebinding", f"aggregate-{v}", f"--clusterrole=aggregate-{v}", f"--group=agg-{v}"))
+
+    def can(*args: str) -> str:
+        return kubectl("auth", "can-i", *args).stdout.strip()
+
+    assert can("get", "pods", "-n", ns, f"--as=bob-{v}") == "yes"
+    assert can("list", "pods", "-n", ns, f"--as=bob-{v}") == "no"
+    assert can("get", "pods", "-n", "default", f"--as=bob-{v}") == "no"
+    assert can("list", "nodes", "--as=carol", f"--as-group=agg-{v}") == "yes"
+    assert can("delete", "nodes", "--as=carol", f"--as-group=agg-{v}") == "no"
+    ok(kubectl("delete", "namespace", ns))

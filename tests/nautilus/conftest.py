@@ -176,7 +176,8 @@ class Master:
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=self.cert), timeout=20.0)
+        self.client = httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=self.cert),
+                                   timeout=60.0)  # generous: the test machine is shared
 
     def stop(self) -> int:
         self.client.close()

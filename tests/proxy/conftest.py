@@ -94,8 +94,9 @@ def cluster(admin: Admin) -> Admin:
     admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
     for obj in render("developer-binding.yaml.j2", item="dev"):
         admin.apply(obj)
-    admin.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "dev"},
-                 "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
+    for namespace in ("dev", "other"):
+        admin.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": namespace},
+                     "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
     return admin
 
 

@@ -135,7 +135,7 @@ def test_kubectl_config_validates_its_query(proxied_master: Master, identities: 
 PATH_PARTS = st.sampled_from(["api", "apis", "v1", "namespaces", "dev", "pods", "web", "exec", "log", "status",
                               "watch", "proxy", "apps", "deployments", "..", "%2e%2e", "%00", "a b", "configmaps"])
 HEADER_NAMES = st.sampled_from(["Impersonate-User", "Impersonate-Group", "Impersonate-Uid", "Impersonate-Extra-X",
-                                "Content-Type", "Accept", "Connection", "Upgrade", "Transfer-Encoding", "X-Remote-User"])
+                                "Content-Type", "Accept", "Connection", "Upgrade", "Content-Encoding", "X-Remote-User"])
 TEXT = st.text(alphabet=string.ascii_letters + string.digits + "-_.:/=%;, ", max_size=40).map(str.strip)
 
 
@@ -156,7 +156,7 @@ def test_fuzzing_finds_no_5xx(fuzz_master: Master, identities: dict[str, Identit
     path = (root + "/" + "/".join(parts)) if parts else root
     try:
         response = fuzz_master.client.request(method, path, params=query, headers=sent, content=body)
-    except httpx.RemoteProtocolError:  # the HTTP server dropping a malformed request outright is no 5xx
+    except httpx.LocalProtocolError:  # h11 would not send it: nothing reached the master
         return
     assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
 

@@ -108,3 +108,8 @@ def test_exec_upgrade_passes_through(kubectl: Kubectl, identities: dict[str, Ide
     refused = kubectl(identities["viewer"], "exec", "web", "-n", "dev", "--", "ls")
     assert refused.returncode == 1
     assert "the viewer tier may only get, list and watch" in refused.stderr, refused.stderr
+    # RBAC in the API server refuses the developer outside its namespaces; its Status comes back
+    elsewhere = kubectl(identities["developer"], "exec", "web", "-n", "other", "--", "ls")
+    assert elsewhere.returncode == 1
+    assert 'cannot create resource "pods/exec"' in elsewhere.stderr or \
+        'cannot get resource "pods/exec"' in elsewhere.stderr, elsewhere.stderr

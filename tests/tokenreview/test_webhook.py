@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kube.conftest import KUBECTLS, Kube
 from nautilus.conftest import Chain, Master
 
@@ -181,3 +183,17 @@ def test_kubectl_straight_to_the_api_with_a_session_then_refused_within_5s_of_a_
         time.sleep(0.2)
     assert time.monotonic() - slashed < 5
     assert "Unauthorized" in done.stderr or "must be logged in" in done.stderr, done.stderr
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                         max_size=4), max_leaves=12)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=json_values, version=st.sampled_from(["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1", 3]))
+def test_fuzzed_reviews_never_answer_5xx(master: Master, spec: object, version: object) -> None:
+    response = master.client.post(PATH, json={"apiVersion": version, "kind": "TokenReview", "spec": spec})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert response.json()["status"]["authenticated"] is False

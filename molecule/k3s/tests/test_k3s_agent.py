@@ -6,6 +6,7 @@ the node is read back from the Kubernetes API stand-in with kubectl, as a user w
 
 import json
 import os
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resol
 STATE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "kube"
 KUBECONFIG = STATE / "admin.kubeconfig"
 VERSION = "v1.31.12+k3s1"
+KUBECTL = shutil.which("kubectl") or str(PROJECT / ".state/kubectl-1.20/usr/bin/kubectl")
 
 
 def host_vars(host: Host) -> dict:
@@ -24,7 +26,7 @@ def host_vars(host: Host) -> dict:
 
 
 def kubectl(*args: str) -> str:
-    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", *args], capture_output=True, text=True,
+    result = subprocess.run([KUBECTL, f"--kubeconfig={KUBECONFIG}", *args], capture_output=True, text=True,
                             timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -280,8 +280,11 @@ class ChainClient:
         if executed is None:
             raise ChainError(f"{what}: the node's simulation returned no transaction")
         outcome = self._outcome(what, executed)
-        for obj in executed.objects.objects if executed.objects else []:
-            self._simulated[normalize_address(obj.object_id or "", "object_id")] = obj
+        for obj in executed.objects.objects if executed.objects else []:  # inputs too, on some nodes: keep the newest
+            oid = normalize_address(obj.object_id or "", "object_id")
+            known = self._simulated.get(oid)
+            if known is None or (obj.version or 0) >= (known.version or 0):
+                self._simulated[oid] = obj
         self._simulated.update(dict.fromkeys(outcome.deleted))
         self._token_cache.clear()
         return outcome

@@ -1,10 +1,10 @@
-"""The pool's stake records, rebuilt from the package's own events.
+"""The pool's history, replayed from the package's own ``staking`` events.
 
 Every change to a ``StakeRecord`` emits an event carrying the resulting values (``Staked``,
-``StakeAdded``, ``SealRefreshed``, ``Slashed``, ``Unstaked``), and a SealToken (``key`` only) never
-changes owner after minting. Replaying the ``staking`` events in order therefore gives each record
-exactly, with one ``ListEvents`` stream and no dependence on how the node stores ``Table`` entries.
-The index remembers its cursor, so keeping it current costs one short stream per look-up.
+``StakeAdded``, ``SealRefreshed``, ``Slashed``, ``Unstaked``). Replaying them in order gives what the
+chain's state no longer holds (the reasons a token was slashed for, the nodes that were unstaked)
+and lets a follower see each change. The current state of a token is read directly instead (see
+:mod:`.pool`): a replay costs O(events), a look-up one ``GetObject``. The index remembers its cursor.
 """
 
 from __future__ import annotations

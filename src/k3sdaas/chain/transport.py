@@ -92,7 +92,8 @@ def parse_rpc_url(url: str) -> tuple[str, int]:
         if len(parts.hostname.encode("idna")) > MAX_HOSTNAME_BYTES:
             raise UnicodeError("too long")
     except UnicodeError:
-        raise InvalidArgument(f"rpc_url host {parts.hostname!r:.200} is not a valid host name", field="rpc_url") from None
+        raise InvalidArgument(f"rpc_url host {parts.hostname!r:.200} is not a valid host name",
+                              field="rpc_url") from None
     return parts.hostname, port
 
 

@@ -12,11 +12,12 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,6 +39,7 @@ log = logging.getLogger("k3sdaas.nautilus")
 NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_METRICS = 32
 DRAIN_FACTOR = 16
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
 class Metrics:
@@ -45,6 +47,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("nautilus_http_requests", "HTTP requests by route and status",
                                 ["route", "status"], registry=self.registry)
+        self.latency = Histogram("nautilus_http_request_seconds", "Time to the response's first byte, by route",
+                                 ["route"], registry=self.registry, buckets=LATENCY_BUCKETS)
         self.logins = Counter("nautilus_logins", "Seal logins and worker registrations by outcome",
                               ["kind", "outcome"], registry=self.registry)
         self.heartbeats = Counter("nautilus_heartbeats", "Worker heartbeats accepted", registry=self.registry)
@@ -53,7 +57,8 @@ class Metrics:
 
 
 class CountRequests:
-    """Pure ASGI (no per-request task like BaseHTTPMiddleware): counts each response by route and status."""
+    """Pure ASGI (no per-request task like BaseHTTPMiddleware): counts each response by route and status
+    and records its latency in the app (to the response start, not counting the network)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: set[str]) -> None:
         self.app = app
@@ -65,9 +70,11 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         route = scope["path"] if scope["path"] in self.routes else "other"
+        started = time.perf_counter()
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
+                self.metrics.latency.labels(route).observe(time.perf_counter() - started)
                 self.metrics.requests.labels(route, str(message["status"])).inc()
             await send(message)
 

@@ -21,8 +21,8 @@ records as one batch every ``flush_interval``, and another anchors written recor
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -54,7 +54,7 @@ class AuditError(K3sdaasError):
 
 # ----- hashing and Merkle trees (RFC 6962 §2.1, RFC 9162 §2.1.3) -----------------------------------
 
-# canonical() of a record without its hash, as a format string: the writer's hot loop (``_write``) skips the
+# canonical() of a record without its hash, as a format string: the writer's loop (``_serialize``) skips the
 # generic encoder; keys are in sorted order, "hash" sorts first, so a line is {"hash":…, + this minus its "{".
 BODY = ('{"identity":%s,"latency_us":%d,"path":%s,"prev":"%s","request_id":%s,"seq":%d,"status":%d,"tier":%d,'
         '"time_ms":%d,"verb":%s}')
@@ -141,6 +141,11 @@ class Anchor:
 
 
 AnchorBatch = Callable[[bytes, int, int], Awaitable[str]]  # (root, first_seq, last_seq) -> tx digest
+Identify = Callable[[str | None], tuple[str, int]]  # Authorization header -> (identity, tier)
+
+
+def anonymous(authorization: str | None) -> tuple[str, int]:
+    return "anonymous", 0
 
 
 class ChainAnchor:
@@ -168,14 +173,18 @@ class AuditLog:
     """The append-only log at ``path``; ``<path>.anchored`` remembers the first seq not yet anchored."""
 
     def __init__(self, path: str | os.PathLike[str], anchor: AnchorBatch | None = None, *, batch_size: int = 1000,
-                 anchor_interval: float = 10.0, flush_interval: float = 0.2, retry_delay: float = 2.0) -> None:
+                 anchor_interval: float = 10.0, flush_interval: float = 0.2, retry_delay: float = 2.0,
+                 identify: Identify | None = None) -> None:
         self.path = Path(path)
         self.anchor = anchor
+        self.identify = identify or anonymous
+        self._boot = os.urandom(4).hex()  # request ids made here: this random prefix and the seq
         self.batch_size = int(_bounded("batch_size", batch_size, 1, MAX_BATCH))
         self.anchor_interval = _bounded("anchor_interval", anchor_interval, 0.05, 3600)
         self.flush_interval = _bounded("flush_interval", flush_interval, 0.01, 60)
         self.retry_delay = retry_delay
         self._pending: list[tuple[Any, ...]] = []
+        self._unwritten: tuple[list[bytes], list[bytes]] = ([], [])  # lines and hashes serialized, not on disk yet
         self._unanchored: list[bytes] = []  # record hashes from seq self.anchored_seq on
         self._oldest_unanchored = 0.0
         self._written = asyncio.Event()
@@ -186,9 +195,16 @@ class AuditLog:
 
     # ----- the hot path
     def record(self, identity: str, tier: int, verb: str, path: str, status: int, latency: float,
-               request_id: str) -> None:
-        """Queue one request's record (no I/O here; ``latency`` in seconds)."""
+               request_id: str = "") -> None:
+        """Queue one request's record (no I/O here; ``latency`` in seconds; an empty ``request_id`` gets one)."""
         self._pending.append((int(time.time() * 1000), request_id, identity, tier, verb, path[:MAX_PATH_CHARS],
+                              status, int(latency * 1e6)))
+
+    def record_credential(self, authorization: str, verb: str, path: str, status: int, latency: float,
+                          request_id: str = "") -> None:
+        """``record`` for the caller behind an ``Authorization`` header, resolved by ``identify`` when the batch
+        is written: once per distinct credential per batch, not once per request. The header never reaches disk."""
+        self._pending.append((int(time.time() * 1000), request_id, authorization, None, verb, path[:MAX_PATH_CHARS],
                               status, int(latency * 1e6)))
 
     # ----- life
@@ -211,10 +227,17 @@ class AuditLog:
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
         if pending:
-            hashes = await asyncio.to_thread(self._write, pending)
+            # Serializing and hashing here, in the loop, costs less than handing the GIL to a thread and back;
+            # only the write and fsync, which release the GIL, run in a thread.
+            lines, hashes = self._serialize(pending)
+            self._unwritten[0].extend(lines)
+            self._unwritten[1].extend(hashes)
+        if self._unwritten[0]:
+            await asyncio.to_thread(self._append, self._unwritten[0])  # kept for the next flush if this fails
             if not self._unanchored:
                 self._oldest_unanchored = time.monotonic()
-            self._unanchored += hashes
+            self._unanchored += self._unwritten[1]
+            self._unwritten = ([], [])
             self._written.set()
 
     async def _write_forever(self) -> None:
@@ -225,10 +248,19 @@ class AuditLog:
             except OSError as exc:  # a full disk must not take the service down; the records stay queued
                 log.error("audit log %s cannot be written: %s", self.path, exc)
 
-    def _write(self, pending: list[tuple[Any, ...]]) -> list[bytes]:
+    def _serialize(self, pending: list[tuple[Any, ...]]) -> tuple[list[bytes], list[bytes]]:
+        """The lines and record hashes of ``pending``; advances next_seq and last_hash."""
         lines, hashes = [], []
         seq, prev = self.next_seq, self.last_hash
-        for time_ms, request_id, identity, tier, verb, path, status, latency_us in pending:
+        resolved: dict[str, tuple[str, int]] = {}
+        for time_ms, given_id, who, given_tier, verb, path, status, latency_us in pending:
+            if given_tier is None:  # a credential from record_credential
+                if who not in resolved:
+                    resolved[who] = self.identify(who or None)
+                identity, tier = resolved[who]
+            else:
+                identity, tier = who, given_tier
+            request_id = given_id or f"{self._boot}-{seq}"
             body = BODY % (_str(identity), latency_us, _str(path), prev, _str(request_id), seq, status, tier, time_ms,
                            _str(verb))
             digest = hashlib.sha256(body.encode()).digest()
@@ -236,12 +268,14 @@ class AuditLog:
             lines.append(f'{{"hash":"{prev}",{body[1:]}\n'.encode())
             hashes.append(digest)
             seq += 1
+        self.next_seq, self.last_hash = seq, prev
+        return lines, hashes
+
+    def _append(self, lines: list[bytes]) -> None:
         with open(self.path, "ab") as out:
             out.write(b"".join(lines))
             out.flush()
             os.fsync(out.fileno())
-        self.next_seq, self.last_hash = seq, prev
-        return hashes
 
     # ----- anchoring
     @property
@@ -275,7 +309,9 @@ class AuditLog:
         del self._unanchored[:len(batch)]
         self._oldest_unanchored = time.monotonic()
         self.anchored.append((first, last, digest))
-        self._state_path().write_text(json.dumps({"next_seq": last + 1}))
+        staged = self._state_path().with_name(self._state_path().name + ".tmp")
+        staged.write_text(json.dumps({"next_seq": last + 1}))
+        os.replace(staged, self._state_path())  # atomic: a crash leaves the old or the new state, never half
         log.info("anchored audit batch %d..%d in %s", first, last, digest)
         return True
 
@@ -314,7 +350,8 @@ class AuditLog:
 def _lines(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
     """(line number from 1, raw bytes, the record or None when the line is not one)."""
     with open(path, "rb") as source:
-        for number, raw in enumerate(source, 1):
+        # A line is read up to MAX_LINE_BYTES + 1 bytes: a longer one is not a record (and yields in pieces).
+        for number, raw in enumerate(iter(lambda: source.readline(MAX_LINE_BYTES + 1), b""), 1):
             record: dict[str, Any] | None = None
             if len(raw) <= MAX_LINE_BYTES:
                 try:
@@ -334,18 +371,12 @@ def _typed(record: dict[str, Any]) -> bool:
 
 # ----- middleware -----------------------------------------------------------------------------------
 
-Identify = Callable[[str | None], tuple[str, int]]  # Authorization header -> (identity, tier)
-
-
 class AuditRequests:
     """Pure ASGI middleware: one record per HTTP request, and the log's life tied to the app's lifespan."""
 
-    def __init__(self, app: Any, audit: AuditLog, identify: Identify) -> None:
+    def __init__(self, app: Any, audit: AuditLog) -> None:
         self.app = app
         self.audit = audit
-        self.identify = identify
-        # Request ids for requests without X-Request-Id: this process's random prefix and a counter.
-        self.boot, self.ids = os.urandom(4).hex(), itertools.count()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -377,10 +408,8 @@ class AuditRequests:
                     authorization = value
                 elif name == b"x-request-id":
                     request_id = value[:128]
-            identity, tier = self.identify(authorization.decode("latin-1") or None)
-            self.audit.record(identity, tier, scope.get("method", "GET"), scope["path"], status,
-                              time.perf_counter() - started,
-                              request_id.decode("latin-1") or f"{self.boot}-{next(self.ids)}")
+            self.audit.record_credential(authorization.decode("latin-1"), scope.get("method", "GET"), scope["path"],
+                                         status, time.perf_counter() - started, request_id.decode("latin-1"))
 
     async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         async def lifespan_receive() -> dict[str, Any]:
@@ -423,8 +452,8 @@ def install(app: Any, master: Any) -> AuditLog:
     # The enclave key: the session issuer holds the only reference the Master keeps.
     sign = master.sessions._key.private_key.sign
     audit = AuditLog(Path(master.config.state_dir) / "audit.log", ChainAnchor(master.chain.client, sign),
-                     batch_size=batch, anchor_interval=interval)
-    app.add_middleware(AuditRequests, audit=audit, identify=master_identify(master.authenticate))
+                     batch_size=batch, anchor_interval=interval, identify=master_identify(master.authenticate))
+    app.add_middleware(AuditRequests, audit=audit)
     return audit
 
 
@@ -432,8 +461,6 @@ def install(app: Any, master: Any) -> AuditLog:
 
 async def read_anchors(client: ChainClient) -> list[Anchor]:
     """Every ``AuditBatchAnchored`` event of the deployment, oldest first."""
-    import base64
-
     anchors = []
     async for event in client.events(["AuditBatchAnchored"], module=abi.GATEWAY):
         fields = event.fields

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from .audit import Anchor, AuditError, check_proof, prove, read_anchors, verify_log
@@ -51,7 +50,11 @@ async def anchors(args: argparse.Namespace) -> list[Anchor]:
 
 def _read_proof(source: str) -> Any:
     try:
-        text = sys.stdin.read(MAX_PROOF_BYTES + 1) if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            text = sys.stdin.read(MAX_PROOF_BYTES + 1)
+        else:
+            with open(source, encoding="utf-8") as proof_file:
+                text = proof_file.read(MAX_PROOF_BYTES + 1)
     except (OSError, UnicodeDecodeError) as exc:
         raise AuditError(f"proof {source!r} cannot be read: {exc.__class__.__name__}") from None
     if len(text) > MAX_PROOF_BYTES:

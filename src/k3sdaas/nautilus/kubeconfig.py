@@ -53,7 +53,8 @@ def kubeconfig_route(master: Master) -> Route:
         try:
             token_id = normalize_address(query.get("token_id") or "", "token_id")
         except InvalidInput:
-            raise bad_request("token_id must be the seal token's object id (0x and 64 hex digits)", "token_id") from None
+            raise bad_request("token_id must be the seal token's object id (0x and 64 hex digits)",
+                              "token_id") from None
         key_file = query.get("key_file") or DEFAULT_KEY_FILE
         if len(key_file) > MAX_PATH_CHARS or not key_file.isprintable():
             raise bad_request(f"key_file must be a path of at most {MAX_PATH_CHARS} printable characters", "key_file")

@@ -112,6 +112,9 @@ class ChainFollower:
                 if self.error is None:
                     log.warning("chain unreachable: %s", exc)
                 self.error = str(exc)
+            except Exception as exc:  # revocation must keep following, whatever a read raises
+                log.error("reading chain events failed", exc_info=exc)
+                self.error = f"reading chain events failed: {exc.__class__.__name__}"
             else:
                 if self.error is not None:
                     log.info("chain reachable")

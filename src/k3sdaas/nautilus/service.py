@@ -115,7 +115,7 @@ class Master:
         self.follower: ChainFollower | None = None
         self._cursors = CursorStore(state / "chain-cursor.json")
         self._tasks: list[asyncio.Task[None]] = []
-        self.started = time.time()
+        self.chain_error: str | None = "the chain has not been read yet"  # until the follower runs
 
     # ----- life ------------------------------------------------------------------------------------
 
@@ -134,8 +134,6 @@ class Master:
             self.follower = ChainFollower(client, self.states, self._cursors, self.config.poll_interval,
                                           self._revoked)
         await self.follower.run()
-
-    chain_error: str | None = "the chain has not been read yet"
 
     def chain_status(self) -> tuple[bool, str | None]:
         if self.follower is None:

@@ -245,10 +245,12 @@ class KubeApi:
             return self._pod_stream_refusal(info, resource)
         if info.subresource == "scale":
             return await self._scale(request, info, resource, namespace)
-        handler: Callable[..., Awaitable[Response]] = {
+        handler: Callable[..., Awaitable[Response]] | None = {
             "get": self._get, "list": self._list, "watch": self._watch, "create": self._create,
             "update": self._update, "patch": self._patch, "delete": self._delete,
-            "deletecollection": self._delete_collection}[info.verb]
+            "deletecollection": self._delete_collection}.get(info.verb)
+        if handler is None:
+            raise ApiError(405, f"the server does not allow this method on the requested resource ({info.verb})")
         return await handler(request, info, resource, namespace)
 
     def _key(self, resource: Resource) -> str:

@@ -74,12 +74,13 @@ class _Server(uvicorn.Server):
 
 async def _serve(args: argparse.Namespace) -> None:
     state: Path = args.state
-    (state / pki.KUBECONFIG).unlink(missing_ok=True)
-    pki.ensure_pki(state, [args.host, *args.tls_san])
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen()  # a port in use fails here, before the state directory is touched
+    (state / pki.KUBECONFIG).unlink(missing_ok=True)
+    pki.ensure_pki(state, [args.host, *args.tls_san])
     url = f"https://{_url_host(args.host)}:{sock.getsockname()[1]}"
     app = KubeApi(state, (state / pki.CA_CERT).read_bytes(), pki.admin_token(state), args.node_grace_seconds)
     if args.webhook_config:

@@ -37,8 +37,19 @@ MESSAGES: dict[str, Schema] = {
     "toleration": {1: ("key", "string"), 2: ("operator", "string"), 3: ("value", "string"), 4: ("effect", "string"),
                    5: ("tolerationSeconds", "int")},
     "container": CONTAINER,
+    "rule": {1: ("verbs", "repeated:string"), 2: ("apiGroups", "repeated:string"), 3: ("resources", "repeated:string"),
+             4: ("resourceNames", "repeated:string"), 5: ("nonResourceURLs", "repeated:string")},
+    "subject": {1: ("kind", "string"), 2: ("apiGroup", "string"), 3: ("name", "string"), 4: ("namespace", "string")},
+    "selector": LABEL_SELECTOR,
 }
+ROLE_REF: Schema = {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}
+BINDING: Schema = {1: ("metadata", OBJECT_META), 2: ("subjects", "repeated:subject"), 3: ("roleRef", ROLE_REF)}
 KINDS: dict[str, Schema] = {
+    "Role": {1: ("metadata", OBJECT_META), 2: ("rules", "repeated:rule")},
+    "ClusterRole": {1: ("metadata", OBJECT_META), 2: ("rules", "repeated:rule"),
+                    3: ("aggregationRule", {1: ("clusterRoleSelectors", "repeated:selector")})},
+    "RoleBinding": BINDING,
+    "ClusterRoleBinding": BINDING,
     "Deployment": {1: ("metadata", OBJECT_META), 2: ("spec", {
         1: ("replicas", "int"), 2: ("selector", LABEL_SELECTOR),
         3: ("template", {1: ("metadata", OBJECT_META), 2: ("spec", POD_SPEC)}),

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from k3sdaas.errors import InvalidInput
@@ -48,7 +50,13 @@ from k3sdaas.nitro.records import (
     render_json,
 )
 from k3sdaas_localnet.nitro import docker
-from k3sdaas_localnet.nitro.image import SIMULATED_CLI_VERSION, build_eif, build_time, identity_metadata
+from k3sdaas_localnet.nitro.image import (
+    SIMULATED_CLI_VERSION,
+    build_eif,
+    build_time,
+    identity_metadata,
+    signature_section,
+)
 from k3sdaas_localnet.nitro.state import Allocator, EnclaveRecord, SimState, instance_id, state_dir
 
 MIB = 1 << 20
@@ -130,9 +138,25 @@ def _custom_metadata(path: str | None) -> dict[str, Any] | None:
     return custom
 
 
+def _signer(args: argparse.Namespace) -> Callable[[bytes], bytes] | None:
+    """The signing of ``--signing-certificate``/``--private-key`` (PEM files; a KMS key is not simulated)."""
+    if not args.signing_certificate and not args.private_key:
+        return None
+    if not args.signing_certificate or not args.private_key or args.private_key.startswith("arn:"):
+        raise Failure(60)
+    try:
+        pem = _read_input(args.signing_certificate)
+        x509.load_pem_x509_certificate(pem)
+        key = serialization.load_pem_private_key(_read_input(args.private_key), password=None)
+    except (Failure, ValueError, TypeError):
+        raise Failure(60) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise Failure(60)
+    return lambda pcr0: signature_section(pcr0, pem, key)
+
+
 def build_enclave(args: argparse.Namespace, io: Streams) -> int:
-    if args.signing_certificate or args.private_key:
-        raise Failure(60)  # signing is not simulated: refuse rather than emit an unsigned image
+    sign = _signer(args)
     io.err("Start building the Enclave Image...\n")
     try:
         if args.docker_dir:
@@ -154,7 +178,7 @@ def build_enclave(args: argparse.Namespace, io: Streams) -> int:
         rootfs = Path(work) / "rootfs.tar"
         try:
             docker.export_rootfs(image["Id"], rootfs)
-            measurements = build_eif(rootfs, output, command=command, env=env, metadata=metadata)
+            measurements = build_eif(rootfs, output, command=command, env=env, metadata=metadata, sign=sign)
         except (docker.DockerFailed, OSError, InvalidInput):
             raise Failure(48) from None
     io.err("Enclave Image successfully created.\n")

@@ -11,12 +11,16 @@ import io
 import stat
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cbor2
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from k3sdaas.attestation.cose import sign1
 from k3sdaas.errors import InvalidInput
 from k3sdaas.nitro.eif import Measurements, SectionType, nitro_cli_sections, read_eif, write_eif
 from k3sdaas_localnet.nitro import cpio
@@ -103,16 +107,36 @@ def identity_metadata(
 
 
 def build_eif(
-    rootfs_tar: Path, output: Path, *, command: Sequence[str], env: Sequence[str], metadata: dict[str, Any]
+    rootfs_tar: Path,
+    output: Path,
+    *,
+    command: Sequence[str],
+    env: Sequence[str],
+    metadata: dict[str, Any],
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> Measurements:
+    """Write the EIF; ``sign(pcr0)`` returns the signature section of a signed build (PCR0 excludes it)."""
     app = output.with_name(output.name + ".ramdisk.tmp")
     try:
         with app.open("wb") as handle:
             write_app_ramdisk(rootfs_tar, command, env, handle)
-        write_eif(output, nitro_cli_sections(STAND_IN_KERNEL, X86_64_CMDLINE, metadata, [bootstrap_ramdisk(), app]))
+        ramdisks: list[bytes | Path] = [bootstrap_ramdisk(), app]
+        write_eif(output, nitro_cli_sections(STAND_IN_KERNEL, X86_64_CMDLINE, metadata, ramdisks))
+        if sign is not None:
+            signature = sign(read_eif(output).measurements.pcr0)
+            write_eif(output, nitro_cli_sections(STAND_IN_KERNEL, X86_64_CMDLINE, metadata, ramdisks, signature))
     finally:
         app.unlink(missing_ok=True)
     return read_eif(output).measurements
+
+
+def signature_section(pcr0: bytes, certificate_pem: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """nitro-cli's signature section: serde_cbor of [PcrSignature{signing_certificate, signature}], the signature
+    a COSE_Sign1 (ES384) over PcrInfo{register_index: 0, register_value: PCR0}; serde_cbor writes each
+    Vec<u8> as an array of small integers."""
+    pcr_info = cbor2.dumps({"register_index": 0, "register_value": list(pcr0)})
+    signed = sign1(pcr_info, key).encode()
+    return cbor2.dumps([{"signing_certificate": list(certificate_pem), "signature": list(signed)}])
 
 
 @dataclass(frozen=True)

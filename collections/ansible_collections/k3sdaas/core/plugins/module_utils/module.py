@@ -122,7 +122,7 @@ class K3sdaasModule:
         """``function(*args, **kwargs)``; any exception fails the module through ``fail_from_exception``."""
         try:
             return function(*args, **kwargs)
-        except Exception as exc:  # pylint: disable=broad-exception-caught
+        except Exception as exc:  # noqa: BLE001  # pylint: disable=broad-exception-caught
             self.fail_from_exception(exc)
 
     def fail_from_exception(self, exc, msg=None):

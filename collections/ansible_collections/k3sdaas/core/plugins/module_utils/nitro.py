@@ -46,7 +46,7 @@ def command_argv(nitro_cli):
         try:
             argv = shlex.split(nitro_cli)
         except ValueError as exc:  # an unclosed quote
-            raise NitroEnclaveError(f"nitro_cli {nitro_cli!r:.200} cannot be split: {exc}", "nitro_cli")
+            raise NitroEnclaveError(f"nitro_cli {nitro_cli!r:.200} cannot be split: {exc}", "nitro_cli") from None
     else:
         raise NitroEnclaveError("nitro_cli must be a list of arguments or a string", "nitro_cli")
     if not argv or not argv[0]:
@@ -63,7 +63,7 @@ def path_stat(path, option):
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise NitroEnclaveError(f"{option} {path!r:.200}: {exc.strerror}", option)
+        raise NitroEnclaveError(f"{option} {path!r:.200}: {exc.strerror}", option) from None
 
 
 def check_file(path, option, required=True):

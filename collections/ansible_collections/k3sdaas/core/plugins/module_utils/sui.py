@@ -98,7 +98,7 @@ def tier_number(value, option):
     try:
         return tier_by_name(value)
     except ValueError as exc:
-        raise InvalidInput(str(exc), field=option) from None
+        raise InvalidInput(f"{option}: {exc}", field=option) from None
 
 
 def token_diff(before, after):

@@ -215,6 +215,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     boto3_tag_specifications,
 )
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import ansible_dict_to_boto3_filter_list
+
 from ansible_collections.k3sdaas.core.plugins.module_utils.aws_enclave_support import EnclaveSupport, enclave_support
 from ansible_collections.k3sdaas.core.plugins.module_utils.module import ModuleError, failure
 
@@ -249,7 +250,8 @@ def check_options(params: dict[str, Any]) -> None:
                 raise EnclaveInstanceError(f"{option}: {value!r:.100} is not an EC2 id like {pattern.pattern}", option)
     if not INSTANCE_TYPE.fullmatch(params["instance_type"]):
         raise EnclaveInstanceError(
-            f"instance_type: {params['instance_type']!r:.100} is not an EC2 instance type like m5.xlarge", "instance_type"
+            f"instance_type: {params['instance_type']!r:.100} is not an EC2 instance type like m5.xlarge",
+            "instance_type",
         )
     for option in ("key_name", "iam_instance_profile"):
         check_tag_text(option, params[option], MAX_NAME, blank=False)
@@ -533,7 +535,7 @@ def main() -> None:
         module.fail_json_aws_error(e)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="EC2 request failed")
-    except Exception as e:  # pylint: disable=broad-exception-caught
+    except Exception as e:  # noqa: BLE001  # pylint: disable=broad-exception-caught
         module.fail_json(**failure(e))  # the error path every k3sdaas.core module shares
 
     result["instance"] = snake_instance(result["instance"])

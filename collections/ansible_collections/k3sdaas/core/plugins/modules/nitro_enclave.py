@@ -282,6 +282,7 @@ from ansible_collections.k3sdaas.core.plugins.module_utils.nitro import (
 
 try:
     import yaml
+
     from k3sdaas.nitro.driver import NitroCli
     from k3sdaas.nitro.eif import EifError, read_eif
 except ImportError:
@@ -563,13 +564,14 @@ def main():
     try:
         state = module.params["state"]
         result = run.running() if state == "running" else run.built() if state == "built" else run.absent()
-    except Exception as exc:  # pylint: disable=broad-exception-caught
+    except Exception as exc:  # noqa: BLE001  # pylint: disable=broad-exception-caught
         if getattr(exc, "field", None) is None and getattr(exc, "code", None) in FIELD_BY_ERROR_CODE:
             exc.field = FIELD_BY_ERROR_CODE[exc.code]  # a nitro-cli error code that points at one option
         module.fail_from_exception(exc, msg="failed after {}".format(", ".join(run.actions)) if run.actions else None)
     if not module.diff_mode:
         result.pop("diff")
     module.exit_json(changed=bool(run.actions), actions=run.actions, **result)
+
 
 if __name__ == "__main__":
     main()

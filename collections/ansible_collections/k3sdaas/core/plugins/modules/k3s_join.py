@@ -1,0 +1,305 @@
+#!/usr/bin/python
+# Copyright: K3s-DaaS engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k3s_join
+short_description: Join this worker to the K3s-DaaS cluster after attesting the master
+version_added: 0.1.0
+description:
+  - Runs on the worker. First it verifies the master's Nitro attestation for a fresh nonce (root, PCR0/1/2, the
+    nonce) and that the TLS certificate the master presents is the one the document's C(user_data) binds; that
+    certificate alone is trusted for the rest of the run. Nothing secret or signed is sent before this succeeds,
+    and a mismatch fails naming the PCR (expected and got).
+  - Then it proves possession of the node's SealToken with the node's own Sui key (O(key_file), generated here
+    with mode 0600 when absent; its address must be the token's owner, so stake with C(owner) = RV(node_address)),
+    calls C(register-worker), writes O(config_dir)/config.yaml (server, node-name, labels C(k3sdaas.io/token-id),
+    C(k3sdaas.io/tier), C(k3sdaas.io/pool), taints; the keys role C(k3s_agent) writes) and the agent's environment
+    file (C(K3S_TOKEN), mode 0600), and makes sure the K3s agent service is enabled and running.
+  - A node that is registered with a valid token, whose files are unchanged and whose agent runs reports
+    C(changed=false) and asks for no new join token. Any change registers again, since K3s needs a live join token
+    to start.
+  - Refusals say which: attestation mismatch, token expired, slashed, not staked in the pool or not owned by the
+    node key, master unreachable, K3s missing.
+options:
+  master_url:
+    description: The master's URL, the audience of the seal proof (for example V(https://10.0.0.5:6443)).
+    type: str
+    required: true
+  token_id:
+    description: The node's SealToken (its object id, C(0x) and 64 hex digits).
+    type: str
+    required: true
+  node_id:
+    description: The node id the token was staked for; also the K3s node name.
+    type: str
+    required: true
+  node_ip:
+    description: The node's IP reported to the master; default the address this host uses towards the master.
+    type: str
+  key_file:
+    description: The node's Sui key (mode 0600). Created when absent unless O(create_key=false).
+    type: path
+    default: /etc/k3sdaas/node.key
+  create_key:
+    description: Generate O(key_file) when it does not exist.
+    type: bool
+    default: true
+  expected_pcrs:
+    description:
+      - PCR0, PCR1 and PCR2 of the master's enclave image (96 hex digits each), keys V(pcr0), V(pcr1), V(pcr2).
+      - When not given, they are read from the deployment's on-chain EnclaveRegistry (O(sui_rpc_url),
+        O(package_id)).
+    type: dict
+  sui_rpc_url:
+    description: Sui RPC URL to read the EnclaveRegistry's PCRs from when O(expected_pcrs) is not given.
+    type: str
+  sui_ca_file:
+    description: CA certificate to trust for O(sui_rpc_url).
+    type: path
+  package_id:
+    description: The k3s_daas package whose EnclaveRegistry holds the PCRs.
+    type: str
+  attestation_root:
+    description:
+      - PEM root certificate for the attestation chain; default the AWS Nitro Enclaves Root-G1. On the local
+        default, the Nitro simulator's C(root.pem).
+    type: path
+  pool:
+    description: Value of the C(k3sdaas.io/pool) node label.
+    type: str
+    default: default
+  node_labels:
+    description: Further node labels (values are Kubernetes label values).
+    type: dict
+    default: {}
+  node_taints:
+    description: Node taints, C(key[=value]:NoSchedule|PreferNoSchedule|NoExecute).
+    type: list
+    elements: str
+    default: []
+  config_dir:
+    description: Where config.yaml is written.
+    type: path
+    default: /etc/rancher/k3s
+  env_file:
+    description: The K3s agent unit's environment file, holding C(K3S_TOKEN).
+    type: path
+    default: /etc/systemd/system/k3s-agent.service.env
+  k3s_binary:
+    description: The K3s binary that must be installed (role C(k3s_agent) or C(worker_node) installs it).
+    type: path
+    default: /usr/local/bin/k3s
+  service:
+    description: The K3s agent's systemd unit.
+    type: str
+    default: k3s-agent.service
+  manage_service:
+    description: Check for K3s, enable and (re)start O(service). V(false) only writes the files.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each answer of the master, 1 to 120.
+    type: float
+    default: 10
+extends_documentation_fragment:
+  - k3sdaas.core.attributes
+  - k3sdaas.core.attributes.check_mode_full
+notes:
+  - Check mode attests and logs in (the master checks the token) but registers nothing and writes nothing.
+author:
+  - K3s-DaaS engineers (@k3sdaas)
+"""
+
+EXAMPLES = r"""
+- name: Join the worker to the attested master
+  k3sdaas.core.k3s_join:
+    master_url: "https://{{ hostvars[groups['k3sdaas_master'][0]].ansible_host }}:6443"
+    token_id: "{{ worker_token_id }}"
+    node_id: "{{ inventory_hostname }}"
+    sui_rpc_url: https://fullnode.testnet.sui.io:443
+    package_id: "{{ k3sdaas_package_id }}"
+    node_taints: ["k3sdaas.io/dedicated=ci:NoSchedule"]
+
+- name: Join with the PCRs given explicitly, against the Nitro simulator's root
+  k3sdaas.core.k3s_join:
+    master_url: https://127.0.0.1:6443
+    token_id: "0x8f1c…"
+    node_id: worker-1
+    expected_pcrs: {pcr0: "{{ pcr0 }}", pcr1: "{{ pcr1 }}", pcr2: "{{ pcr2 }}"}
+    attestation_root: /var/lib/k3sdaas/nitro-root.pem
+"""
+
+RETURN = r"""
+node_address:
+  description: The node key's Sui address (the token's owner).
+  returned: always
+  type: str
+key_created:
+  description: Whether O(key_file) was generated by this run.
+  returned: always
+  type: bool
+registration:
+  description: The master's record of this node; C(registered_now) is true when this run asked for a join token.
+  returned: success
+  type: dict
+  sample: {node_id: worker-1, registered_now: true, supervisor_url: "https://10.0.0.5:6444",
+           join_token_expires_at: "2026-12-01T10:10:00+00:00"}
+tier:
+  description: The token's tier name (viewer, developer, admin, super-user).
+  returned: success
+  type: str
+token_expires_at_ms:
+  description: When the seal token expires, chain time in milliseconds.
+  returned: success
+  type: int
+pcrs:
+  description: The attested PCR0/1/2 of the master, hex.
+  returned: success
+  type: dict
+config_path:
+  description: The K3s agent's config.yaml.
+  returned: always
+  type: str
+"""
+
+import os
+import socket
+from pathlib import Path
+
+from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule
+
+try:
+    from k3sdaas.agent.join import JoinSpec, address_towards, current_server, plan, register
+    from k3sdaas.agent.master import MasterLink, ensure_node_key, registry_pcrs
+    from k3sdaas.attestation import PcrPolicy, load_root
+    from k3sdaas.chain import ChainSettings, normalize_address
+    from k3sdaas.chain.keys import signer_from_text
+    from pysui.abstracts.client_keypair import SignatureScheme
+    from pysui.sui.sui_crypto import create_new_keypair
+except ImportError:
+    pass  # K3sdaasModule reports the missing runtime
+
+
+def main():
+    module = K3sdaasModule(
+        argument_spec=dict(
+            master_url=dict(type="str", required=True),
+            token_id=dict(type="str", required=True),
+            node_id=dict(type="str", required=True),
+            node_ip=dict(type="str"),
+            key_file=dict(type="path", default="/etc/k3sdaas/node.key"),
+            create_key=dict(type="bool", default=True),
+            expected_pcrs=dict(type="dict"),
+            sui_rpc_url=dict(type="str"),
+            sui_ca_file=dict(type="path"),
+            package_id=dict(type="str"),
+            attestation_root=dict(type="path"),
+            pool=dict(type="str", default="default"),
+            node_labels=dict(type="dict", default={}),
+            node_taints=dict(type="list", elements="str", default=[]),
+            config_dir=dict(type="path", default="/etc/rancher/k3s"),
+            env_file=dict(type="path", default="/etc/systemd/system/k3s-agent.service.env"),
+            k3s_binary=dict(type="path", default="/usr/local/bin/k3s"),
+            service=dict(type="str", default="k3s-agent.service"),
+            manage_service=dict(type="bool", default=True),
+            timeout=dict(type="float", default=10.0),
+        ),
+        ranges={"timeout": (1, 120)},
+        required_one_of=[("expected_pcrs", "package_id")],
+        required_by={"package_id": "sui_rpc_url"},
+    )
+    module.guarded(run, module)
+
+
+def service_state(module, service):
+    """(enabled, active) of the unit; fails naming K3s when the unit does not exist."""
+    systemctl = module.get_bin_path("systemctl", required=True)
+    rc, out, _ = module.run_command([systemctl, "show", service, "--property=LoadState,ActiveState,UnitFileState"])
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    if rc != 0 or props.get("LoadState") != "loaded":
+        module.fail_json(msg=f"K3s is missing: unit {service} is not installed (run role k3sdaas.core.worker_node "
+                             "or k3s_agent first)", field="service", error_type="K3sMissing")
+    return props.get("UnitFileState") == "enabled", props.get("ActiveState") == "active"
+
+
+def policy_of(module):
+    params = module.params
+    if params["expected_pcrs"] is not None:
+        pcrs = {str(k).lower(): v for k, v in params["expected_pcrs"].items()}
+        missing = [name for name in ("pcr0", "pcr1", "pcr2") if not pcrs.get(name)]
+        if missing or len(pcrs) != 3:
+            module.fail_json(msg="expected_pcrs must have exactly the keys pcr0, pcr1 and pcr2", field="expected_pcrs",
+                             error_type="InvalidInput")
+        return PcrPolicy.for_image(pcrs["pcr0"], pcrs["pcr1"], pcrs["pcr2"])
+    # Reading the registry signs nothing; the client still wants a key, so a throw-away one.
+    reader = signer_from_text(create_new_keypair(scheme=SignatureScheme.ED25519)[1].to_bech32())
+    settings = ChainSettings(rpc_url=params["sui_rpc_url"], signer=reader, ca_file=params["sui_ca_file"],
+                             timeout=params["timeout"], retries=1)
+    return module.run(registry_pcrs(settings, normalize_address(params["package_id"], "package_id")))
+
+
+def run(module):
+    params = module.params
+    token_id = normalize_address(params["token_id"], "token_id")
+    config_path = Path(params["config_dir"]) / "config.yaml"
+    result = dict(changed=False, config_path=str(config_path), key_created=False)
+    if params["manage_service"]:
+        if not os.path.exists(params["k3s_binary"]):
+            module.fail_json(msg=f"K3s is missing: {params['k3s_binary']} does not exist (run role "
+                                 "k3sdaas.core.worker_node or k3s_agent first)", field="k3s_binary",
+                             error_type="K3sMissing", **result)
+        enabled, active = service_state(module, params["service"])
+    else:
+        enabled = active = True
+    root = load_root(params["attestation_root"]) if params["attestation_root"] else None
+    link = MasterLink(params["master_url"], root=root, policy=policy_of(module), timeout=params["timeout"])
+    spec = JoinSpec(token_id=token_id, node_id=params["node_id"],
+                    node_ip=params["node_ip"] or address_towards(link.url), config_path=config_path,
+                    env_path=Path(params["env_file"]), pool=params["pool"],
+                    labels={str(k): str(v) for k, v in params["node_labels"].items()},
+                    taints=params["node_taints"], capacity={"cpu": os.cpu_count() or 1, "hostname": socket.gethostname()})
+    key_path = Path(params["key_file"])
+    if not key_path.exists() and module.check_mode:
+        if not params["create_key"]:
+            module.fail_json(msg=f"node key {key_path} does not exist", field="key_file", error_type="InvalidInput")
+        link.attest()  # attestation is still checked; without a key there is nothing registered to compare
+        result.update(changed=True, key_created=True)
+        module.exit_json(**result)
+    signer, created = ensure_node_key(key_path, create=params["create_key"])
+    result.update(node_address=signer.address, key_created=created)
+    try:
+        planned = plan(link, signer, spec)
+        result.update(tier=planned.token["tier_name"], token_expires_at_ms=planned.token["expires_at_ms"],
+                      pcrs=planned.attested.pcrs)
+        registration = {"node_id": spec.node_id, "registered_now": False}
+        needs_join = not planned.files_ok
+        if needs_join and not module.check_mode:
+            material = register(link, signer, spec, planned)
+            registration.update(registered_now=True, supervisor_url=material["supervisor_url"],
+                                join_token_expires_at=material["join_token_expires_at"])
+        elif not needs_join:
+            registration["supervisor_url"] = current_server(planned.before)
+    finally:
+        link.close()
+    changed = needs_join or created
+    if params["manage_service"]:
+        changed = changed or not (enabled and active)
+        if not module.check_mode:
+            systemctl = module.get_bin_path("systemctl", required=True)
+            if needs_join:
+                module.run_command([systemctl, "daemon-reload"], check_rc=True)
+                module.run_command([systemctl, "enable", params["service"]], check_rc=True)
+                module.run_command([systemctl, "restart", params["service"]], check_rc=True)
+            elif not (enabled and active):
+                module.run_command([systemctl, "enable", "--now", params["service"]], check_rc=True)
+    result.update(changed=changed, registration=registration)
+    if module.diff_mode and needs_join:
+        result["diff"] = planned.diff(config_path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
