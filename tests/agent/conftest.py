@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from nautilus.conftest import (  # noqa: F401  # fixtures
+from nautilus.conftest import (  # noqa: F401  # fixtures, used by name
     Master,
     chain,
     kube,
@@ -18,5 +17,5 @@ from nautilus.conftest import (  # noqa: F401  # fixtures
 
 
 @pytest.fixture(scope="module")
-def master(make_master: Callable[..., Master], kube: Path) -> Master:
+def master(make_master: Callable[..., Master], kube: Path) -> Master:  # noqa: F811
     return make_master(auth={"session_ttl": 6})

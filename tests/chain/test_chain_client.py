@@ -168,7 +168,7 @@ async def test_tampered_signature_is_rejected(client: ChainClient) -> None:
     raw = bytearray(base64.b64decode(signed["sig_array"][0]))
     raw[5] ^= 0xFF
     tampered = dict(signed, sig_array=[base64.b64encode(bytes(raw)).decode()])
-    with pytest.raises(TransactionRejected, match="(?i)signature"):
+    with pytest.raises(TransactionRejected, match=r"(?i)signature"):
         await client.submit(tampered, "transfer")
 
 

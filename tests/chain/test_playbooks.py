@@ -28,7 +28,9 @@ def key_file(tmp_path: Path, signer: Signer) -> Path:
     return path
 
 
-def run_playbook(name: str | Path, node: LocalNode, key: Path, *options: str, **extra_vars: str) -> tuple[int, int, str]:
+def run_playbook(
+    name: str | Path, node: LocalNode, key: Path, *options: str, **extra_vars: str,
+) -> tuple[int, int, str]:
     """Run a playbook on localhost; return (changed, failed) from the recap and the output."""
     env = dict(
         os.environ,
@@ -69,8 +71,8 @@ def test_lifecycle_playbook_is_idempotent(node: LocalNode, build_output: Path, t
 def test_errors_playbook(node: LocalNode, build_output: Path, tmp_path: Path) -> None:
     operator = new_signer()
     node.faucet(operator.address, 100 * SUI)
-    changed, failed, output = run_playbook("sui_errors.yml", node, key_file(tmp_path, operator),
-                                           build_output=str(build_output), other_owner=new_signer().address)
+    _changed, failed, output = run_playbook("sui_errors.yml", node, key_file(tmp_path, operator),
+                                            build_output=str(build_output), other_owner=new_signer().address)
     assert failed == 0, output
     assert operator.keystring not in output
 

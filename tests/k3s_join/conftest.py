@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from nautilus.conftest import (  # noqa: F401  # fixtures
+from nautilus.conftest import (  # noqa: F401  # fixtures, used by name
     IMAGE_PCRS,
     Chain,
     Master,
@@ -23,12 +22,12 @@ from nautilus.conftest import (  # noqa: F401  # fixtures
 
 
 @pytest.fixture(scope="module")
-def kube_url(kube: Path) -> str:
+def kube_url(kube: Path) -> str:  # noqa: F811
     found = re.search(r"server: (\S+)", (kube / "admin.kubeconfig").read_text())
     assert found
     return found.group(1)
 
 
 @pytest.fixture(scope="module")
-def master(make_master: Callable[..., Master], kube_url: str) -> Master:
+def master(make_master: Callable[..., Master], kube_url: str) -> Master:  # noqa: F811
     return make_master(k3s={"supervisor_url": kube_url})

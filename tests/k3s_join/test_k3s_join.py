@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
-
-from k3sdaas.agent.join import short_token_id
-from k3sdaas.chain import load_signer
-from k3sdaas_localnet.nitro.pki import SimulatedPki
+from nautilus.conftest import IMAGE_PCRS, Chain, Master
+from nautilus.test_workers import kube_get
 
 from helpers.playbook import PlaybookRun, run_playbook
-from nautilus.test_workers import kube_get
-from nautilus.conftest import IMAGE_PCRS, Chain, Master
+from k3sdaas.agent.join import short_token_id
+from k3sdaas.agent.master import ensure_node_key
+from k3sdaas.chain import Signer
+from k3sdaas_localnet.nitro.pki import SimulatedPki
 
 
 def join(tmp: Path, master: Master, nsm: tuple[str, SimulatedPki], token_id: str, node_id: str, *,
@@ -40,16 +39,12 @@ def join(tmp: Path, master: Master, nsm: tuple[str, SimulatedPki], token_id: str
 
 
 def result(run: PlaybookRun) -> dict[str, Any]:
-    return dict(run.results()[0][1]) if isinstance(run.results(), list) else next(run.results())[1]
+    return next(run.results())[1]
 
 
-def node_key(tmp: Path, chain: Chain) -> str:
-    """Generate the node key the way the module does (first run creates it); its address owns the token."""
-    from k3sdaas.agent.master import ensure_node_key
-
-    signer, _ = ensure_node_key(tmp / "node.key")
-    chain.node.faucet(signer.address, 1)
-    return signer.address
+def node_key(tmp: Path) -> Signer:
+    """The node key made the way the module makes it, so that the token can be staked with it as owner."""
+    return ensure_node_key(tmp / "node.key")[0]
 
 
 def audit_paths(master: Master, since: int) -> list[str]:
@@ -67,9 +62,8 @@ def audit_size(master: Master) -> int:
 
 def test_join_registers_writes_the_files_and_the_stand_in_node_becomes_ready(
         tmp_path: Path, master: Master, chain: Chain, nsm_socket: tuple[str, SimulatedPki], kube: Path) -> None:
-    address = node_key(tmp_path, chain)
-    owner = load_signer(key_file=str(tmp_path / "node.key"))
-    assert owner.address == address
+    owner = node_key(tmp_path)
+    address = owner.address
     _, token = chain.stake(2, owner=owner)
     first = join(tmp_path, master, nsm_socket, token.token_id, token.node_id)
     joined = result(first)
@@ -84,7 +78,7 @@ def test_join_registers_writes_the_files_and_the_stand_in_node_becomes_ready(
     assert env_file.read_text().strip()[len("K3S_TOKEN="):] not in first.output  # no_log / never echoed
     config = yaml.safe_load((tmp_path / "k3s" / "config.yaml").read_text())
     assert config["node-name"] == token.node_id
-    assert sorted(config["node-label"]) == [f"k3sdaas.io/pool=default", "k3sdaas.io/tier=developer",
+    assert sorted(config["node-label"]) == ["k3sdaas.io/pool=default", "k3sdaas.io/tier=developer",
                                             f"k3sdaas.io/token-id={short_token_id(token.token_id)}"]
     assert config["node-taint"] == ["k3sdaas.io/test=yes:NoSchedule"]
 
@@ -94,15 +88,15 @@ def test_join_registers_writes_the_files_and_the_stand_in_node_becomes_ready(
                              env={**os.environ, "K3S_TOKEN": env_file.read_text().strip().split("=", 1)[1]},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline, node = time.time() + 30, None
-        while time.time() < deadline:
+        deadline, node, ready = time.time() + 30, None, False
+        while time.time() < deadline and not ready:
             response = kube_get(kube, f"/api/v1/nodes/{token.node_id}")
             if response.status_code == 200:
                 node = response.json()
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]):
-                    break
+                ready = any(c["type"] == "Ready" and c["status"] == "True"
+                            for c in node.get("status", {}).get("conditions", []))
             time.sleep(0.3)
-        assert node is not None, agent.stderr.read() if agent.poll() is not None and agent.stderr else "no node"
+        assert node is not None and ready, agent.stderr.read() if agent.poll() is not None and agent.stderr else node
         assert node["metadata"]["labels"]["k3sdaas.io/tier"] == "developer"
         assert node["metadata"]["labels"]["k3sdaas.io/token-id"] == short_token_id(token.token_id)
     finally:
@@ -131,7 +125,7 @@ def test_join_registers_writes_the_files_and_the_stand_in_node_becomes_ready(
 
 def test_a_wrong_pcr_fails_naming_it_before_any_signed_request(
         tmp_path: Path, master: Master, chain: Chain, nsm_socket: tuple[str, SimulatedPki]) -> None:
-    owner = load_signer(key_file=str(tmp_path / "node.key")) if node_key(tmp_path, chain) else None
+    owner = node_key(tmp_path)
     _, token = chain.stake(1, owner=owner)
     seen = audit_size(master)
     wrong = "ab" * 48
@@ -149,7 +143,7 @@ def test_a_wrong_pcr_fails_naming_it_before_any_signed_request(
 
 def test_an_expired_token_is_named(tmp_path: Path, master: Master, chain: Chain,
                                    nsm_socket: tuple[str, SimulatedPki]) -> None:
-    owner = load_signer(key_file=str(tmp_path / "node.key")) if node_key(tmp_path, chain) else None
+    owner = node_key(tmp_path)
     chain.call(chain.operator, "configure_pool", 1000)  # tokens staked now live one second
     try:
         _, token = chain.stake(1, owner=owner)
@@ -168,8 +162,10 @@ def test_an_unreachable_master_and_missing_k3s_fail_clearly(tmp_path: Path, mast
     unreachable = join(tmp_path, master, nsm_socket, token_id, "n1", master_url="https://127.0.0.1:1")
     assert unreachable.returncode != 0
     assert "unreachable" in result(unreachable)["msg"] and result(unreachable)["field"] == "master_url"
+    assert result(unreachable)["key_created"] is True  # made on the node, before anything is sent
+    assert stat.S_IMODE((tmp_path / "node.key").stat().st_mode) == 0o600
     missing = join(tmp_path, master, nsm_socket, token_id, "n1", manage_service=True,
                    k3s_binary=str(tmp_path / "no-k3s"))
     assert result(missing)["error_type"] == "K3sMissing" and "K3s is missing" in result(missing)["msg"]
-    with httpx.Client(verify=False) as client:  # noqa: S501  # nothing was sent to the master for this one
+    with httpx.Client(verify=False) as client:  # nothing was sent to the master for this one
         assert client.get(f"{master.url}/health").status_code == 200

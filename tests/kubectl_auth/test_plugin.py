@@ -118,3 +118,15 @@ def test_key_readable_by_others_is_refused(proxied_master: Master, identities: d
     args[args.index("--key-file") + 1] = str(loose)
     done = run(args, tmp_path)
     assert done.returncode == 1 and "chmod 600" in done.stderr
+
+
+def test_cache_is_per_master_certificate(proxied_master: Master, viewer_args: list[str], tmp_path: Path) -> None:
+    """A restarted master has a new certificate (and kubeconfig): its sessions never meet the old cache."""
+    first = json.loads(run(viewer_args, tmp_path).stdout)["status"]["token"]
+    args = list(viewer_args)
+    index = args.index("--ca-data")
+    args[index:index + 2] = ["--ca-file", str(proxied_master.cert)]
+    done = run(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"]["token"] != first
+    assert len(list((tmp_path / "k3sdaas" / "sessions").iterdir())) == 2

@@ -48,7 +48,8 @@ def test_the_parser_sees_drift() -> None:
     assert base.functions and base.aborts and base.structs
     edits = {
         "abort code": text.replace("const EStakeTooLow: u64 = 1;", "const EStakeTooLow: u64 = 99;"),
-        "parameter": text.replace("node_id: vector<u8>,\n    owner: address,", "node_id: vector<u8>,\n    owner: ID,", 1),
+        "parameter": text.replace("node_id: vector<u8>,\n    owner: address,",
+                                  "node_id: vector<u8>,\n    owner: ID,", 1),
         "event field": text.replace("public struct SealMinted has copy, drop {\n    token_id: ID,",
                                     "public struct SealMinted has copy, drop {\n    token: ID,"),
     }

@@ -49,7 +49,9 @@ async def test_split_and_transfer_moves_sui_and_charges_gas(chain, bob) -> None:
     gas = executed.effects.gas_used
     net_gas = gas.computation_cost + gas.storage_cost - gas.storage_rebate
     assert changes == {bob.address: 3 * SUI, chain.account.address: -(3 * SUI + net_gas)}
-    new_coin = chain.created(executed, "::coin::Coin<0x0000000000000000000000000000000000000000000000000000000000000002::sui::SUI>")
+    new_coin = chain.created(
+        executed, "::coin::Coin<0x0000000000000000000000000000000000000000000000000000000000000002::sui::SUI>",
+    )
     assert len(new_coin) == 1
     obj = await chain.object(new_coin[0])
     assert obj.owner.kind == rpc.OwnerOwnerKind.ADDRESS and obj.owner.address == bob.address

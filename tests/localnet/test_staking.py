@@ -116,14 +116,17 @@ async def test_refresh_add_stake_and_unstake(chain, deployed, node) -> None:
     deleted = [c.object_id for c in unstaked.effects.changed_objects
                if c.id_operation == rpc.ChangedObjectIdOperation.DELETED]
     assert token in deleted
-    refund = chain.created(unstaked, "::coin::Coin<0x0000000000000000000000000000000000000000000000000000000000000002::sui::SUI>")
+    refund = chain.created(
+        unstaked, "::coin::Coin<0x0000000000000000000000000000000000000000000000000000000000000002::sui::SUI>",
+    )
     assert (await chain.object(refund[0])).balance == 10 * SUI
     pool = (await chain.object(deployed.pool)).json.to_dict()
     assert pool["staked"] == "0" and pool["records"]["size"] == "0"
 
 
 async def test_unstake_respects_the_cooldown(chain, deployed, node) -> None:
-    cooldown = await chain.call(deployed, "staking::set_unstake_cooldown", [deployed.pool, deployed.admin_cap, 3_600_000])
+    cooldown = await chain.call(deployed, "staking::set_unstake_cooldown",
+                                [deployed.pool, deployed.admin_cap, 3_600_000])
     assert cooldown.events.events[0].json.to_dict()["unstake_cooldown_ms"] == "3600000"
     token = chain.created(await chain.stake(deployed, SUI, NODE), "::staking::SealToken")[0]
     early = await chain.call(deployed, "staking::unstake", [deployed.pool, token, "0x6"])

@@ -38,7 +38,7 @@ def serve(config_path: str) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(heartbeater), host=config.listen_address,
                                            port=config.listen_port, ssl_certfile=str(tls.cert),
                                            ssl_keyfile=str(tls.key), log_config=log_config("info"),
-                                           access_log=False))
+                                           access_log=False, timeout_graceful_shutdown=5))
     print(f"k3sdaas-agent: serving https://{config.listen_address}:{config.listen_port} for node {config.node_id}",
           flush=True)
     server.run()

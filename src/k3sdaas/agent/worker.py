@@ -15,9 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 from pysui.abstracts.client_keypair import SignatureScheme
 from pysui.sui.sui_crypto import create_new_keypair
 

@@ -31,8 +31,7 @@ __all__ = [
     "MIST_PER_SUI", "AbortInfo", "AlreadyStaked", "ChainClient", "ChainError", "ChainEvent", "ChainSettings",
     "CooldownActive", "CursorStore", "Deployment", "InsufficientBalance", "InsufficientStake", "InvalidAddress",
     "InvalidAmount", "InvalidArgument", "InvalidKey", "MoveAbortError", "NotOwner", "ObjectNotFound", "PoolState",
-    "RpcUnavailable", "SealToken", "Signer", "TokenExpired", "TransactionRejected", "TxOutcome", "encode_node_id",
-    "dump_build_output", "format_sui", "load_build_output", "load_signer", "mist_to_sui", "normalize_address",
-    "parse_amount",
-    "read_new_events", "sui_to_mist",
+    "RpcUnavailable", "SealToken", "Signer", "TokenExpired", "TransactionRejected", "TxOutcome", "dump_build_output",
+    "encode_node_id", "format_sui", "load_build_output", "load_signer", "mist_to_sui", "normalize_address",
+    "parse_amount", "read_new_events", "sui_to_mist",
 ]

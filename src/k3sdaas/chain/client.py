@@ -19,7 +19,7 @@ import json
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pysui.sui.sui_common.sui_commands as cmd
 import pysui.sui.sui_grpc.pgrpc_requests as rn
@@ -159,7 +159,7 @@ class ChainClient:
     def address(self) -> str:
         return self.settings.signer.address
 
-    async def __aenter__(self) -> ChainClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 

@@ -63,7 +63,7 @@ def signer_from_text(text: str, *, field_name: str = "private_key") -> Signer:
         candidate = entries[0]
     try:
         keypair = keypair_from_keystring(candidate)
-    except Exception:  # pysui raises several types; none may carry the key text into our message
+    except Exception:  # noqa: BLE001  # pysui raises several types; none may carry the key text into a message
         raise InvalidKey(
             f"{field_name} is not a Sui private key (expected suiprivkey1… bech32 or base64 flag+key)",
             field=field_name,

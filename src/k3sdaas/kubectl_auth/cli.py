@@ -7,8 +7,8 @@ user's Sui key (a key file or the Sui CLI's keystore; the key is never printed),
 names in ``KUBERNETES_EXEC_INFO`` (``v1``, or ``v1beta1`` for kubectl ≤ 1.21).
 
 kubectl keeps a credential only in its own memory, so the session is also cached on disk (0600, under
-``$XDG_CACHE_HOME/k3sdaas`` or ``~/.cache/k3sdaas``, one file per master and token) until shortly before
-it expires. kubectl runs the plugin once per process, and again only after the API answered 401: so
+``$XDG_CACHE_HOME/k3sdaas`` or ``~/.cache/k3sdaas``, one file per master, token and master certificate)
+until shortly before it expires. kubectl runs the plugin once per process, and again only after the API answered 401: so
 when the same kubectl process asks twice, the cached session was refused, and the plugin logs in anew.
 ``--refresh`` does the same by hand. Errors exit 1 with one line on stderr.
 """
@@ -78,9 +78,10 @@ def requested_api_version(environ: dict[str, str]) -> str:
 
 # ----- the cache -----------------------------------------------------------------------------------
 
-def cache_path(server: str, token_id: str, environ: dict[str, str]) -> Path:
+def cache_path(server: str, token_id: str, ca: str, environ: dict[str, str]) -> Path:
+    """One file per master, token and master certificate (a restarted master has a new one, and new sessions)."""
     base = Path(environ.get("XDG_CACHE_HOME") or Path(environ.get("HOME") or Path.home()) / ".cache")
-    digest = hashlib.sha256(f"{server}\n{token_id}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{server}\n{token_id}\n{ca}".encode()).hexdigest()[:32]
     return base / "k3sdaas" / "sessions" / f"{digest}.json"
 
 
@@ -199,7 +200,7 @@ def run(argv: list[str] | None, environ: dict[str, str]) -> dict[str, Any]:
     if not TOKEN_ID.fullmatch(token_id):
         raise PluginError("--token-id must be the seal token's object id, 0x and 64 hex digits")
     api_version = requested_api_version(environ)
-    path = cache_path(server, token_id, environ)
+    path = cache_path(server, token_id, args.ca_data or args.ca_file, environ)
     caller = parent_process()
     entry = None if args.refresh else read_cache(path)
     if entry is not None and (entry["refresh_at"] <= time.time() or caller in entry["served"]):

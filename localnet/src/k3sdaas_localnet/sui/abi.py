@@ -83,8 +83,11 @@ def from_handlers(module: MoveModule) -> ModuleAbi:
                             tuple(normalize_type(r) for r in f.returns))
         for f in module.functions
     }
-    structs = {name.split("<")[0]: StructAbi(frozenset(module.abilities.get(name, ())), _named([f"{n}: {t}" for n, t in fields]))
-               for name, fields in module.structs.items()}
+    structs = {
+        name.split("<")[0]: StructAbi(frozenset(module.abilities.get(name, ())),
+                                      _named([f"{n}: {t}" for n, t in fields]))
+        for name, fields in module.structs.items()
+    }
     structs.update({name: StructAbi(frozenset({"copy", "drop"}), _named([f"{n}: {t}" for n, t in fields]))
                     for name, fields in module.events.items()})
     return ModuleAbi(module.name, functions, dict(module.aborts), structs)

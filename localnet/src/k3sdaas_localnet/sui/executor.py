@@ -264,8 +264,8 @@ class Executor:
         if gas.budget > gasmodel.MAX_TX_GAS:
             raise InvalidTransaction(f"gas budget {gas.budget} exceeds max_tx_gas {gasmodel.MAX_TX_GAS}")
         total = 0
-        for object_id, version, digest in gas.payment:
-            object_id = normalize_address(object_id)
+        for raw_id, version, digest in gas.payment:
+            object_id = normalize_address(raw_id)
             coin = self._load(object_id, version)
             if coin.type != COIN_TYPE:
                 raise InvalidTransaction(f"gas payment {object_id} is not a Coin<SUI>")
@@ -372,11 +372,15 @@ class Executor:
             written=written,
             created=self.created - self.deleted,
             deleted=deleted,
-            read_only_shared=[self.before[i] for i in sorted(self.read_only) if self.before[i].owned_by.kind == "SHARED"],
+            read_only_shared=[
+                self.before[i] for i in sorted(self.read_only) if self.before[i].owned_by.kind == "SHARED"
+            ],
             events=self.events,
             balance_changes={a: v for a, v in changes.items() if v},
             published=self.published,
-            command_results=[list(zip(t, v, strict=True)) for t, v in zip(self.result_types, self.results, strict=True)],
+            command_results=[
+                list(zip(t, v, strict=True)) for t, v in zip(self.result_types, self.results, strict=True)
+            ],
         )
 
     def _check_unused(self) -> None:
@@ -408,7 +412,8 @@ class Executor:
                                            f"result {arg.result} has {len(values)} values; use a nested result")
                 return values[0]
             if arg.subresult >= len(values):
-                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"result {arg.result}.{arg.subresult} is out of bounds")
+                raise ExecutionFailure("COMMAND_ARGUMENT_ERROR",
+                                       f"result {arg.result}.{arg.subresult} is out of bounds")
             return values[arg.subresult]
         raise ExecutionFailure("COMMAND_ARGUMENT_ERROR", f"argument kind {arg.kind} is not supported")
 

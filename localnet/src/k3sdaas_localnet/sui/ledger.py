@@ -199,11 +199,15 @@ class Ledger:
             outcome, layouts, effects_digest=_b58_hash(b"effects", outcome.digest.encode()),
             checkpoint=sequence, timestamp_ms=stamp, signatures=signatures,
         )
-        for index, (emitted, ev) in enumerate(zip(outcome.events, executed.events.events if executed.events else [])):
+        # executed_transaction renders exactly one proto event per emitted event (an empty
+        # TransactionEvents is falsy), so the lengths always match.
+        proto_events = executed.events.events if executed.events else []
+        for index, (emitted, ev) in enumerate(zip(outcome.events, proto_events, strict=True)):
             self.state.put_event(EventRow(sequence, index, outcome.digest, emitted.event_type, outcome.request.sender,
                                           emitted.package_id, emitted.module, bytes(ev)))
         self.state.put_transaction(outcome.digest, sequence, outcome.request.sender, bytes(executed))
-        digest = _b58_hash(b"checkpoint", sequence.to_bytes(8, "little"), outcome.digest.encode(), latest.digest.encode())
+        digest = _b58_hash(b"checkpoint", sequence.to_bytes(8, "little"), outcome.digest.encode(),
+                           latest.digest.encode())
         self.state.put_checkpoint(CheckpointRow(sequence, digest, stamp, outcome.digest))
         return executed
 

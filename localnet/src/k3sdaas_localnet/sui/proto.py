@@ -210,7 +210,8 @@ def transaction(outcome: Outcome) -> rpc.Transaction:
         bcs=rpc.Bcs(name="TransactionData", value=req.bcs) if req.bcs is not None else None,
         digest=outcome.digest,
         version=1,
-        kind=rpc.TransactionKind(kind=rpc.TransactionKindKind.PROGRAMMABLE_TRANSACTION, programmable_transaction=req.ptb),
+        kind=rpc.TransactionKind(kind=rpc.TransactionKindKind.PROGRAMMABLE_TRANSACTION,
+                                 programmable_transaction=req.ptb),
         sender=req.sender,
         gas_payment=None if gas is None else rpc.GasPayment(
             objects=[rpc.ObjectReference(object_id=i, version=v, digest=d) for i, v, d in gas.payment],

@@ -285,7 +285,9 @@ class SuiNodeService:
 
     async def list_balances(self, request: rpc.ListBalancesRequest) -> rpc.ListBalancesResponse:
         total = self._sui_balance(_address(request.owner, "owner"))
-        balances = [rpc.Balance(coin_type=SUI_TYPE, balance=total, coin_balance=total, address_balance=0)] if total else []
+        balances = (
+            [rpc.Balance(coin_type=SUI_TYPE, balance=total, coin_balance=total, address_balance=0)] if total else []
+        )
         return rpc.ListBalancesResponse(balances=balances)
 
     async def get_coin_info(self, request: rpc.GetCoinInfoRequest) -> rpc.GetCoinInfoResponse:

@@ -217,7 +217,8 @@ class ChainState:
             sql += " AND checkpoint < ?"
             params.append(end_checkpoint)
         if after is not None:
-            sql += " AND (checkpoint, event_index) < (?, ?)" if descending else " AND (checkpoint, event_index) > (?, ?)"
+            sql += (" AND (checkpoint, event_index) < (?, ?)" if descending
+                    else " AND (checkpoint, event_index) > (?, ?)")
             params += list(after)
         sql += " ORDER BY checkpoint DESC, event_index DESC" if descending else " ORDER BY checkpoint, event_index"
         for r in self._db.execute(sql, params).fetchall():

@@ -70,7 +70,8 @@ def ensure_certificates(directory: Path) -> Path:
     if ca_path.exists() and (directory / CERT_FILE).exists() and (directory / KEY_FILE).exists():
         return ca_path
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue(_name("k3sdaas localnet CA"), _name("k3sdaas localnet CA"), ca_key.public_key(), ca_key, is_ca=True)
+    ca_name = _name("k3sdaas localnet CA")
+    ca_cert = _issue(ca_name, ca_name, ca_key.public_key(), ca_key, is_ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = _issue(_name("localhost"), ca_cert.subject, server_key.public_key(), ca_key, is_ca=False)
     key_path = directory / KEY_FILE

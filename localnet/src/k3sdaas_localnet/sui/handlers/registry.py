@@ -160,7 +160,7 @@ MODULE = MoveModule(
                      ("vector<u8>", "vector<u8>", "vector<u8>")),
         MoveFunction("enclave_pk", ("registry: &EnclaveRegistry",), reader(lambda ctx, r: r.fields["enclave_pk"]),
                      ("vector<u8>",)),
-        MoveFunction("has_current_enclave", ("registry: &EnclaveRegistry",), reader(lambda ctx, r: has_current_enclave(r)),
-                     ("bool",)),
+        MoveFunction("has_current_enclave", ("registry: &EnclaveRegistry",),
+                     reader(lambda ctx, r: has_current_enclave(r)), ("bool",)),
     ),
 )

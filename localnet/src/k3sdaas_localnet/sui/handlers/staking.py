@@ -61,7 +61,9 @@ STRUCTS = {
     "SealToken": (("id", "UID"), ("pool_id", "ID"), ("node_id", "vector<u8>")),
 }
 
-ABILITIES: dict[str, tuple[str, ...]] = {"AdminCap": ("key", "store"), "StakePool": ("key",), "StakeRecord": ("store",), "SealToken": ("key",)}
+ABILITIES: dict[str, tuple[str, ...]] = {
+    "AdminCap": ("key", "store"), "StakePool": ("key",), "StakeRecord": ("store",), "SealToken": ("key",),
+}
 
 
 def tier_for(amount: int) -> int:

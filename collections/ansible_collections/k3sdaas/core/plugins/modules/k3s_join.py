@@ -21,7 +21,7 @@ description:
   - A node that is registered with a valid token, whose files are unchanged and whose agent runs reports
     C(changed=false) and asks for no new join token. Any change registers again, since K3s needs a live join token
     to start.
-  - Refusals say which: attestation mismatch, token expired, slashed, not staked in the pool or not owned by the
+  - Refusals name the cause - attestation mismatch, token expired, slashed, not staked in the pool or not owned by the
     node key, master unreachable, K3s missing.
 options:
   master_url:
@@ -169,16 +169,17 @@ import os
 import socket
 from pathlib import Path
 
-from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule
+from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule, failure
 
 try:
+    from pysui.abstracts.client_keypair import SignatureScheme
+    from pysui.sui.sui_crypto import create_new_keypair
+
     from k3sdaas.agent.join import JoinSpec, address_towards, current_server, plan, register
     from k3sdaas.agent.master import MasterLink, ensure_node_key, registry_pcrs
     from k3sdaas.attestation import PcrPolicy, load_root
     from k3sdaas.chain import ChainSettings, normalize_address
     from k3sdaas.chain.keys import signer_from_text
-    from pysui.abstracts.client_keypair import SignatureScheme
-    from pysui.sui.sui_crypto import create_new_keypair
 except ImportError:
     pass  # K3sdaasModule reports the missing runtime
 
@@ -260,7 +261,8 @@ def run(module):
                     node_ip=params["node_ip"] or address_towards(link.url), config_path=config_path,
                     env_path=Path(params["env_file"]), pool=params["pool"],
                     labels={str(k): str(v) for k, v in params["node_labels"].items()},
-                    taints=params["node_taints"], capacity={"cpu": os.cpu_count() or 1, "hostname": socket.gethostname()})
+                    taints=params["node_taints"],
+                    capacity={"cpu": os.cpu_count() or 1, "hostname": socket.gethostname()})
     key_path = Path(params["key_file"])
     if not key_path.exists() and module.check_mode:
         if not params["create_key"]:
@@ -282,6 +284,8 @@ def run(module):
                                 join_token_expires_at=material["join_token_expires_at"])
         elif not needs_join:
             registration["supervisor_url"] = current_server(planned.before)
+    except Exception as exc:  # noqa: BLE001  # pylint: disable=broad-exception-caught  # keep what is known
+        module.fail_json(**failure(exc), **result)
     finally:
         link.close()
     changed = needs_join or created
