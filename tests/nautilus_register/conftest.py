@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chain.conftest import SUI, new_signer, write_build_output
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -23,8 +24,6 @@ from k3sdaas.nitro.measure import measure_string
 from k3sdaas_localnet.nitro.nsm_sim import SimulatedNsm, boot_pcrs
 from k3sdaas_localnet.nitro.pki import SimulatedPki
 from k3sdaas_localnet.sui.testing import LocalNode, running_node
-
-from chain.conftest import SUI, new_signer, write_build_output
 
 INSTANCE_ID = "i-0123456789abcdef0"
 MODULE_ID = f"{INSTANCE_ID}-enc0123456789abcdef"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
+import threading
 import time
 import uuid
 
@@ -74,23 +76,25 @@ def test_watch_streams_events_as_they_happen(kubectl: Kubectl, identities: dict[
                                              cluster: Admin) -> None:
     developer = identities["developer"]
     name = f"watched-{uuid.uuid4().hex[:8]}"
+    lines: queue.Queue[str] = queue.Queue()
+    before = cluster.call("POST", "/api/v1/namespaces/dev/configmaps",
+                          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-before"}})
+    assert before.status_code == 201, before.text
     with subprocess.Popen([kubectl.binary, "--kubeconfig", str(kubectl.config(developer)), "--cache-dir",
                            str(kubectl.home / "cache"), "get", "configmaps", "-n", "dev", "-w", "-o", "name"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env()) as watcher:
+        assert watcher.stdout is not None
+        threading.Thread(target=lambda: [lines.put(line.strip()) for line in watcher.stdout], daemon=True).start()
         try:
-            assert watcher.stdout is not None
-            first = watcher.stdout.readline()  # the initial list (kube-root-ca.crt or earlier ones)
+            first = lines.get(timeout=30)  # the initial list: at least the one made before
             assert first.startswith("configmap/"), first
             time.sleep(1)
             created = time.monotonic()
             response = cluster.call("POST", "/api/v1/namespaces/dev/configmaps",
                                     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
             assert response.status_code == 201, response.text
-            while True:
-                line = watcher.stdout.readline()
-                assert line, "the watch ended before the event arrived"
-                if line.strip() == f"configmap/{name}":
-                    break
+            while lines.get(timeout=10) != f"configmap/{name}":
+                pass
             assert time.monotonic() - created < 3, "the event was held back"
             assert watcher.poll() is None, "kubectl get -w should still be watching"
         finally:

@@ -132,7 +132,7 @@ def parse_allocator(config, path):
     except (KeyError, TypeError, ValueError) as exc:
         raise NitroEnclaveError(
             f"{path}: needs memory_mib and cpu_count (or cpu_pool): {exc}", "allocator_file"
-        )
+        ) from None
     return memory, cpus
 
 
@@ -157,8 +157,8 @@ def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1,
         raise NitroEnclaveError(f"cpu_count must be at least 1, got {cpu_count}", "cpu_count")
     if threads > 1 and cpu_count % threads:
         raise NitroEnclaveError(
-            "cpu_count {0} is not a multiple of the {1} threads per core of this host: Nitro Enclaves take whole "
-            "cores, so use an even count".format(cpu_count, threads),
+            f"cpu_count {cpu_count} is not a multiple of the {threads} threads per core of this host: "
+            "Nitro Enclaves take whole cores, so use an even count",
             "cpu_count",
         )
     if memory_mib < MIN_MEMORY_MIB:
@@ -167,8 +167,8 @@ def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1,
         )
     if eif_size is not None and memory_mib < minimum_memory_mib(eif_size):
         raise NitroEnclaveError(
-            "memory_mib {0} is below what the image needs: nitro-cli requires 4 x the EIF size ({1} bytes), "
-            "at least {2} MiB".format(memory_mib, eif_size, minimum_memory_mib(eif_size)),
+            f"memory_mib {memory_mib} is below what the image needs: nitro-cli requires 4 x the EIF size "
+            f"({eif_size} bytes), at least {minimum_memory_mib(eif_size)} MiB",
             "memory_mib",
         )
     if allocator is None:
@@ -178,14 +178,14 @@ def check_resources(cpu_count, memory_mib, allocator=None, others=(), threads=1,
     free_memory, free_cpus = allocator[0] - used_memory, allocator[1] - used_cpus
     if memory_mib > free_memory:
         raise NitroEnclaveError(
-            "memory_mib {0} exceeds the {1} MiB the allocator has free (memory_mib {2} in allocator.yaml, {3} MiB "
-            "used by other enclaves)".format(memory_mib, free_memory, allocator[0], used_memory),
+            f"memory_mib {memory_mib} exceeds the {free_memory} MiB the allocator has free "
+            f"(memory_mib {allocator[0]} in allocator.yaml, {used_memory} MiB used by other enclaves)",
             "memory_mib",
         )
     if cpu_count > free_cpus:
         raise NitroEnclaveError(
-            "cpu_count {0} exceeds the {1} CPUs the allocator has free ({2} in allocator.yaml, {3} used by other "
-            "enclaves)".format(cpu_count, free_cpus, allocator[1], used_cpus),
+            f"cpu_count {cpu_count} exceeds the {free_cpus} CPUs the allocator has free "
+            f"({allocator[1]} in allocator.yaml, {used_cpus} used by other enclaves)",
             "cpu_count",
         )
 
@@ -200,7 +200,7 @@ def check_cid(cid):
 
 def pcrs(measurements):
     """The PCR values of a nitro-cli Measurements map, without HashAlgorithm."""
-    return dict((name, value) for name, value in (measurements or {}).items() if name in PCR_NAMES)
+    return {name: value for name, value in (measurements or {}).items() if name in PCR_NAMES}
 
 
 def record_path(eif_path):
@@ -308,4 +308,4 @@ def diff_view(enclave):
     if not enclave:
         return {}
     keys = ("enclave_name", "enclave_id", "enclave_cid", "cpu_count", "memory_mib", "debug_mode", "pcrs")
-    return dict((key, enclave.get(key)) for key in keys)
+    return {key: enclave.get(key) for key in keys}

@@ -388,7 +388,7 @@ def check_instance_type(client: Any, instance_type: str, region: str) -> Enclave
     except is_boto3_error_code("InvalidInstanceType"):
         raise EnclaveInstanceError(
             f"instance_type: {instance_type} is not an EC2 instance type in {region}", "instance_type"
-        )
+        ) from None
     entries = answer.get("InstanceTypes", [])
     if not entries:
         raise EnclaveInstanceError(f"instance_type: {instance_type} is not offered in {region}", "instance_type")

@@ -22,7 +22,7 @@ description:
 options:
   pcrs:
     description:
-      - The enclave image's measurements, as M(k3sdaas.core.nitro_enclave) returns them (its C(pcrs)):
+      - The enclave image's measurements, as M(k3sdaas.core.nitro_enclave) returns them in its C(pcrs),
         V(PCR0), V(PCR1), V(PCR2) (required) and V(PCR8) (optional, signed images), each 96 hex digits.
       - V(PCR8) is not stored on chain; when given, the attestation document must carry it too.
       - Mutually exclusive with O(eif_describe); one of the two is required.
@@ -247,12 +247,13 @@ def offline_document(value):
 
 
 def check_url(url):
-    parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH else None
     try:
-        valid = parts is not None and parts.scheme == "https" and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a port out of range
+        parts = urlsplit(url)
+        valid = len(url) <= MAX_URL_LENGTH and parts.scheme == "https" and bool(parts.hostname) and parts.port != 0
+        valid = valid and not parts.query and not parts.fragment
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
         valid = False
-    if not valid or parts.query or parts.fragment:
+    if not valid:
         raise ModuleError(
             f"attestation_url must be an https://host[:port] URL of at most {MAX_URL_LENGTH} characters",
             "attestation_url",

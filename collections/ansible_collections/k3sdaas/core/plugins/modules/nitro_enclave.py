@@ -317,9 +317,7 @@ class EnclaveRun:
         if rc != 0:
             if "No such" in err:
                 raise NitroEnclaveError(
-                    "docker_uri {0} is not a local image; build or load it first (the module does not pull)".format(
-                        uri
-                    ),
+                    f"docker_uri {uri} is not a local image; build or load it first (the module does not pull)",
                     "docker_uri",
                 )
             raise NitroEnclaveError(f"docker image inspect {uri} failed: {err.strip()}", "docker_uri")
@@ -343,7 +341,7 @@ class EnclaveRun:
             try:
                 config = yaml.safe_load(handle)
             except yaml.YAMLError as exc:
-                raise NitroEnclaveError(f"{path} is not valid YAML: {exc}", "allocator_file")
+                raise NitroEnclaveError(f"{path} is not valid YAML: {exc}", "allocator_file") from None
         return parse_allocator(config, path)
 
     def enclaves(self):

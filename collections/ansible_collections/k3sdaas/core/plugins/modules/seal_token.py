@@ -172,9 +172,7 @@ def check_requirements(module, token, min_tier):
         )
     if min_valid_for is not None and token.seconds_left() < min_valid_for:
         raise TokenExpired(
-            "{0} is valid for {1} more seconds, fewer than the required {2}".format(
-                what, token.seconds_left(), min_valid_for
-            ),
+            f"{what} is valid for {token.seconds_left()} more seconds, fewer than the required {min_valid_for}",
             field="min_valid_for",
         )
 

@@ -30,7 +30,7 @@ options:
   reason:
     description:
       - The incident, recorded on chain with the slash; one slash per token and reason.
-      - At most 16382 bytes of UTF-8, what fits in one Sui transaction argument (16 KiB).
+      - At most 16381 bytes of UTF-8, what fits in one Sui transaction argument (below 16 KiB with its length prefix).
     type: str
     required: true
 extends_documentation_fragment:
@@ -68,12 +68,9 @@ from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule,
 
 try:
     from k3sdaas.chain import ObjectNotFound
+    from k3sdaas.chain.client import pure_bytes
 except ImportError:
     pass  # SuiModule reports the missing runtime library
-
-
-# Sui's max_pure_argument_size is 16 KiB, and the BCS length prefix of a string that long takes 2 bytes.
-MAX_REASON_BYTES = 16 * 1024 - 2
 
 
 async def ensure_slashed(module, client, token_id):
@@ -106,14 +103,8 @@ def main():
     )
     if not module.params["reason"].strip():
         module.fail_json(msg="reason must not be empty", field="reason")
-    reason_bytes = len(module.params["reason"].encode("utf-8"))
-    if reason_bytes > MAX_REASON_BYTES:
-        module.fail_json(
-            msg="reason is {0} bytes; Sui accepts at most {1} in one transaction argument".format(
-                reason_bytes, MAX_REASON_BYTES
-            ),
-            field="reason",
-        )
+    # refused before connecting: Sui would reject the whole transaction (max_pure_argument_size)
+    module.checked(pure_bytes, module.params["reason"], "reason")
     token_id = module.checked(address, module.params["token_id"], "token_id")
     module.execute(lambda client: ensure_slashed(module, client, token_id))
 

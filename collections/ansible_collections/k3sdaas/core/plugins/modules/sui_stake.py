@@ -173,7 +173,7 @@ async def ensure_present(module, client, wanted_mist, owner):
     # Checked whether or not owner is set: without it the signer's own token is meant, never another's.
     if token.owner != (owner or client.address):
         module.fail_json(
-            msg="node {0} already has token {1} owned by {2}, not {3}".format(
+            msg="node {} already has token {} owned by {}, not {}".format(
                 node_id, token.token_id, token.owner, owner or f"the signer {client.address}"
             ),
             field="owner",

@@ -40,7 +40,7 @@ def run_module(main, args, capsys):
         (seal_token.main, {"token_id": "0xzz"}, "token_id", "64 hex"),
         (seal_token.main, {"node_id": "w1", "min_tier": "root"}, "min_tier", "unknown tier"),
         (sui_slash.main, {"node_id": "w1", "reason": "x", "bps": 0}, "bps", "at least 1 and at most 10000"),
-        (sui_slash.main, {"node_id": "w1", "reason": "x" * 16383}, "reason", "at most 16382"),
+        (sui_slash.main, {"node_id": "w1", "reason": "x" * 16382}, "reason", "max_pure_argument_size"),
         (sui_slash.main, {"node_id": "w1", "reason": "  "}, "reason", "empty"),
         (sui_pool.main, {"token_ttl_ms": 0}, "token_ttl_ms", "at least 1 and at most 18446744073709551615"),
         (sui_pool.main, {"token_ttl_ms": 2**64}, "token_ttl_ms", "got 18446744073709551616"),
