@@ -154,8 +154,8 @@ def test_every_option_of_every_module_has_cases() -> None:
     assert {"rpc_url", "key_file", "timeout", "retries"} <= set(SPECS["sui_stake"]["options"])
 
 
-# Modules still without a baseline below: k3s_join and nautilus_register were being written while this
-# battery was; each needs a baseline against its own stand-ins before it leaves this list.
+# Modules still without a baseline below: k3s_join was being written while this battery was; it needs a
+# baseline against its own stand-ins before it leaves this list.
 NOT_YET_COVERED = {"k3s_join"}
 
 

@@ -159,6 +159,9 @@ def test_an_expired_token_is_named(tmp_path: Path, master: Master, chain: Chain,
 def test_an_unreachable_master_and_missing_k3s_fail_clearly(tmp_path: Path, master: Master, chain: Chain,
                                                             nsm_socket: tuple[str, SimulatedPki]) -> None:
     token_id = "0x" + "1" * 64
+    predicted = join(tmp_path, master, nsm_socket, token_id, "n1", check=True)  # check mode creates no key
+    assert predicted.returncode == 0 and result(predicted)["changed"] is True, predicted.output
+    assert not (tmp_path / "node.key").exists()
     unreachable = join(tmp_path, master, nsm_socket, token_id, "n1", master_url="https://127.0.0.1:1")
     assert unreachable.returncode != 0
     assert "unreachable" in result(unreachable)["msg"] and result(unreachable)["field"] == "master_url"

@@ -119,3 +119,11 @@ def test_garbled_stale_or_expired_documents_fail_cleanly(registry: Registry, mak
     assert failure["failed"] and failure["field"] == "attestation_document", failure
     assert says in failure["msg"] and "Traceback" not in str(failure.get("exception"))
     assert registry.read() == before
+
+
+def test_a_stale_document_leaves_the_pcrs_alone_too(registry: Registry, make_document: Callable[..., bytes]) -> None:
+    document = base64.b64encode(make_document(enclave_key(), age=timedelta(minutes=11))).decode()
+    with no_transaction_reaches(registry.node):
+        failure = registry.result(registry.run(pcrs=pcr_dict(IMAGE_PCRS), attestation_document=document))
+    assert failure["failed"] and "accepts at most 600 s" in failure["msg"], failure
+    assert registry.read()["pcr_version"] == 0  # refused before update_pcrs, not half done

@@ -12,6 +12,7 @@ import sys
 STAND_INS = {
     "sui": ("k3sdaas_localnet.sui.cli", "a local Sui full node (gRPC, as pysui uses it)"),
     "nitro-cli": ("k3sdaas_localnet.nitro.cli", "a nitro-cli compatible Nitro Enclaves simulator"),
+    "nsm": ("k3sdaas_localnet.nitro.nsm_cli", "a simulated Nitro Secure Module on a Unix socket (K3SDAAS_NSM_SOCKET)"),
     "kube": ("k3sdaas_localnet.kube.cli", "a Kubernetes API server stand-in (HTTPS, RBAC, SQLite state)"),
     "k3s": ("k3sdaas_localnet.k3s.cli", "a SIMULATED K3s agent (joins a Kubernetes API server without a kubelet)"),
 }

@@ -353,12 +353,10 @@ async def ensure(module, client, wanted, root):
     document, verified = await verified_document(module, wanted, root)  # before any transaction
     registry_id = client.deployment.registry_id
     before = registry_view(await client.get_object(registry_id, field_name="package_id"))
-    actions, digests = [], {}
-    if before["pcrs"] != {name: wanted[int(name[3:])].hex() for name in IMAGE_PCRS}:
-        digests["update_pcrs"] = (await client.update_pcrs(wanted[0], wanted[1], wanted[2])).digest
-        actions.append("update_pcrs")
-    after = registry_view(await client.get_object(registry_id, field_name="package_id"))
-    if verified is not None and after["enclave_public_key"] != verified.document.public_key.hex():
+    update = before["pcrs"] != {name: wanted[int(name[3:])].hex() for name in IMAGE_PCRS}
+    key = verified.document.public_key.hex() if verified is not None else None
+    register = key is not None and (update or before["enclave_public_key"] != key)  # update_pcrs drops the key
+    if register:  # refused here rather than by an aborted (and paid) transaction, and before the PCRs change
         now = await client.chain_time_ms()
         age = now - verified.document.timestamp
         if age > MAX_ATTESTATION_AGE_MS:
@@ -368,10 +366,16 @@ async def ensure(module, client, wanted, root):
                 f"accepts at most {MAX_ATTESTATION_AGE_MS // 1000} s",
                 option,
             )
+    actions, digests = [], {}
+    if update:
+        digests["update_pcrs"] = (await client.update_pcrs(wanted[0], wanted[1], wanted[2])).digest
+        actions.append("update_pcrs")
+    after = registry_view(await client.get_object(registry_id, field_name="package_id"))
+    if register:
         actions.append("register_enclave")
-        if module.check_mode and "update_pcrs" in actions:
+        if module.check_mode and update:
             # the node simulates against committed state, where the old PCRs would make it abort
-            after.update(enclave_public_key=verified.document.public_key.hex(), registered_at_ms=now)
+            after.update(enclave_public_key=key, registered_at_ms=now)
         else:
             digests["register_enclave"] = (await client.register_enclave(document)).digest
             after = registry_view(await client.get_object(registry_id, field_name="package_id"))
