@@ -6,6 +6,7 @@
 #   3. the Python venv .venv with the project installed, and links to the collections it bundles
 #   6. the local Sui node (k3sdaas-localnet sui on 127.0.0.1:9000) and a funded operator key
 #   7. kubectl when the machine has none, and the local Kubernetes API (k3sdaas-localnet kube on 127.0.0.1:6444)
+#   8. the simulated NSM for the Nautilus master (k3sdaas-localnet nsm on .state/nsm/nsm.sock)
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -164,6 +165,11 @@ install_move_npm_tools() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Whether a simulated NSM answers on the Unix socket $1 (one DescribeNSM through the product's client).
+nsm_answers() {
+  "$repo/.venv/bin/python" -c 'import sys; from k3sdaas.attestation.nsm import NsmClient, SocketTransport
+NsmClient(SocketTransport(sys.argv[1], timeout=5)).describe_nsm()' "$1" 2>/dev/null
+}
 
 # SIGTERM, then SIGKILL after 10 s.
 stop_process() {
@@ -261,6 +267,41 @@ $(tail -n 20 "$log")"
   write_stamp "$stamp" "$want"
 }
 
+# The simulated Nitro Secure Module for `k3sdaas-nautilus serve --local`, detached like the Kubernetes API
+# and restarted when its code changes; .state/nsm/root.pem (kept across restarts) verifies its documents.
+start_local_nsm() {
+  local nsm_state=$state_dir/nsm
+  local pidfile=$nsm_state/server.pid log=$nsm_state/server.log stamp=$nsm_state/server.hash want pid=""
+  local socket=$nsm_state/nsm.sock
+  mkdir -p "$nsm_state"
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/nitro/*.py \
+    "$repo"/src/k3sdaas/attestation/{cose,document,nsm}.py)
+  [[ -f $pidfile ]] && pid=$(<"$pidfile")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    if stamp_matches "$stamp" "$want" && nsm_answers "$socket"; then
+      say "local NSM simulator up ($socket, pid $pid, root $nsm_state/root.pem)"
+      return
+    fi
+    say "restarting the local NSM simulator (its code changed, or it stopped serving)"
+    stop_process "$pid"
+  fi
+  nsm_answers "$socket" && die "$socket is served by another program; stop it (the local NSM simulator needs it)"
+  rm -f "$socket" # left by a simulator that was killed; the wait below must not take it for the new one
+  say "starting the local NSM simulator on $socket (log: $log)"
+  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" nsm --state "$nsm_state" \
+    >>"$log" 2>&1 </dev/null {lock_fd}>&- &
+  echo $! >"$pidfile"
+  local waited=0
+  until nsm_answers "$socket"; do
+    kill -0 "$(<"$pidfile")" 2>/dev/null || die "the local NSM simulator exited; last log lines:
+$(tail -n 20 "$log")"
+    ((waited >= 60)) && die "the local NSM simulator did not serve on $socket within 30s; see $log"
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  write_stamp "$stamp" "$want"
+}
+
 prepare_sui_operator() {
   local sui_state=$state_dir/sui
   say "$("$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" operator \
@@ -279,4 +320,5 @@ install_move_npm_tools
 start_local_sui_node
 prepare_sui_operator
 start_local_kube_api
+start_local_nsm
 say "setup complete in $((SECONDS - started))s"

@@ -107,7 +107,8 @@ gate sanity ansible_test sanity --venv --python 3.11 --requirements
 gate units ansible_test units --local --python 3.11
 gate move bash move/check.sh
 gate molecule molecule test --all
-gate pytest pytest_gate tests
+# Two workers, whole files each: a file's tests share their fixtures (private nodes, servers, hosts).
+gate pytest pytest_gate -n 2 --dist loadfile tests
 
 printf '\n==> gates passed: %s\n' "${passed[*]:-none}"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -38,10 +38,9 @@ def running(state: Path, *args: str) -> Iterator[str]:
     process = subprocess.Popen(nsm("--state", str(state), *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=_env())
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline().strip()
-        assert line.startswith(PROG.replace(":", "") + "serving "), (line, process.stderr.read() if process.stderr
-                                                                      and process.poll() is not None else "")
+        assert line.startswith("k3sdaas-localnet nsm serving "), line or process.stderr.read()
         yield line
     finally:
         process.send_signal(signal.SIGTERM)
@@ -98,7 +97,8 @@ def test_given_pcrs_then_restart_keeps_the_root(tmp_path: Path) -> None:
 def test_a_second_instance_does_not_take_over_a_serving_socket(tmp_path: Path) -> None:
     state = tmp_path / "nsm"
     with running(state):
-        second = subprocess.run(nsm("--state", str(state)), capture_output=True, text=True, env=_env(), timeout=30)
+        second = subprocess.run(nsm("--state", str(state)), check=False, capture_output=True, text=True, env=_env(),
+                                timeout=30)
         assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr
         assert "another process is serving" in second.stderr
         NsmClient(SocketTransport(str(state / "nsm.sock"))).get_random()
@@ -117,9 +117,21 @@ def test_bad_arguments_exit_1_with_one_line_and_create_nothing(tmp_path: Path, a
     (tmp_path / "garbage.eif").write_bytes(b"not an eif at all" * 100)
     state = tmp_path / "nsm"
     argv = ["--state", str(state), *(arg.format(tmp=tmp_path) for arg in args)]
-    result = subprocess.run(nsm(*argv), capture_output=True, text=True, env=_env(), timeout=30)
+    result = subprocess.run(nsm(*argv), check=False, capture_output=True, text=True, env=_env(), timeout=30)
     assert result.returncode == 1, result
     assert result.stdout == ""
     assert result.stderr.startswith(PROG) and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
     assert not state.exists()
+
+
+def test_serve_local_uses_the_simulator_socket_when_there_is_one(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from k3sdaas.nautilus.cli import local_settings
+
+    monkeypatch.delenv("K3SDAAS_NSM_SOCKET", raising=False)
+    assert "nsm_socket" not in local_settings(tmp_path)
+    with running(tmp_path / "nsm"):
+        assert local_settings(tmp_path)["nsm_socket"] == str(tmp_path / "nsm" / "nsm.sock")
+        monkeypatch.setenv("K3SDAAS_NSM_SOCKET", "/elsewhere.sock")
+        assert "nsm_socket" not in local_settings(tmp_path)

@@ -2,7 +2,8 @@
 
 ``--local`` points every setting at this machine's local environment (``scripts/setup.sh``): the Sui
 node on 127.0.0.1:9000 with its CA and operator key in ``.state/sui``, the Kubernetes stand-in's
-kubeconfig and CA in ``.state/kube``, state in ``.state/nautilus``. The package is the operator's
+kubeconfig and CA in ``.state/kube``, the NSM simulator's ``.state/nsm/nsm.sock`` when it exists (its
+documents verify against ``.state/nsm/root.pem``), state in ``.state/nautilus``. The package is the operator's
 newest deployment (published from ``.state/sui/k3s_daas.build.json`` if there is none yet). A config
 file and the environment still override these. Bad settings exit 1 with one line on stderr.
 """
@@ -26,11 +27,14 @@ from .identity import make_tls
 
 
 def local_settings(state: Path) -> dict[str, Any]:
-    sui, kube = state / "sui", state / "kube"
-    return {"listen_address": "127.0.0.1", "rpc_url": "https://127.0.0.1:9000",
-            "sui_ca_file": str(sui / "tls" / "ca.pem"), "sui_key_file": str(sui / "operator.key"),
-            "kubeconfig": str(kube / "admin.kubeconfig"), "cluster_ca_file": str(kube / "ca.pem"),
-            "supervisor_url": "https://127.0.0.1:6444", "state_dir": str(state / "nautilus")}
+    sui, kube, nsm = state / "sui", state / "kube", state / "nsm" / "nsm.sock"
+    settings = {"listen_address": "127.0.0.1", "rpc_url": "https://127.0.0.1:9000",
+                "sui_ca_file": str(sui / "tls" / "ca.pem"), "sui_key_file": str(sui / "operator.key"),
+                "kubeconfig": str(kube / "admin.kubeconfig"), "cluster_ca_file": str(kube / "ca.pem"),
+                "supervisor_url": "https://127.0.0.1:6444", "state_dir": str(state / "nautilus")}
+    if nsm.exists() and not os.environ.get("K3SDAAS_NSM_SOCKET"):
+        settings["nsm_socket"] = str(nsm)
+    return settings
 
 
 async def local_deployment(settings: dict[str, Any], build_output: Path) -> str:
@@ -73,6 +77,10 @@ def serve(args: argparse.Namespace) -> int:
                                                      *_host_of(config.public_url)])
     print(f"k3sdaas-nautilus: serving {config.audience} (TLS 1.3)", flush=True)
     print(f"k3sdaas-nautilus: trust {tls.cert} (e.g. curl --cacert {tls.cert} {config.audience}/health)", flush=True)
+    if base.get("nsm_socket") and config.nsm_socket == base["nsm_socket"]:
+        root = Path(base["nsm_socket"]).with_name("root.pem")
+        print(f"k3sdaas-nautilus: attestation by the NSM simulator; trust {root} "
+              f"(k3sdaas-attest verify --root {root})", flush=True)
     run(config, tls)
     return 0
 
