@@ -226,7 +226,11 @@ ROLE_TAG = "k3sdaas:role"
 CLUSTER_TAG = "k3sdaas:cluster"
 MAX_WAIT_TIMEOUT = 86400
 # EC2's documented limits: tag keys 128 and values 256 characters, 50 tags, user data 16 KB, names 255.
-MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, MAX_USER_DATA, MAX_NAME = 128, 256, 50, 16384, 255
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+MAX_TAGS = 50
+MAX_USER_DATA = 16384
+MAX_NAME = 255
 ID_PATTERNS = {
     "image_id": re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
     "subnet_id": re.compile(r"subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?"),

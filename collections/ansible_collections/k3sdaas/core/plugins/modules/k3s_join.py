@@ -218,7 +218,7 @@ def main():
 def service_state(module, service):
     """(enabled, active) of the unit; fails naming K3s when the unit does not exist."""
     systemctl = module.get_bin_path("systemctl", required=True)
-    rc, out, _ = module.run_command([systemctl, "show", service, "--property=LoadState,ActiveState,UnitFileState"])
+    rc, out, _err = module.run_command([systemctl, "show", service, "--property=LoadState,ActiveState,UnitFileState"])
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     if rc != 0 or props.get("LoadState") != "loaded":
         module.fail_json(msg=f"K3s is missing: unit {service} is not installed (run role k3sdaas.core.worker_node "

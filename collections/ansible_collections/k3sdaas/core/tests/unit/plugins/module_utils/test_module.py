@@ -101,7 +101,7 @@ def test_range_bounds_may_be_open():
 
 def test_guarded_maps_a_module_error_and_keeps_unexpected_tracebacks(module, capsys):
     with pytest.raises(SystemExit):
-        module.guarded(lambda: (_ for _ in ()).throw(ModuleError("eif_path is a directory", "eif_path")))
+        module.guarded(lambda: (item for item in ()).throw(ModuleError("eif_path is a directory", "eif_path")))
     out = result(capsys)
     assert (out["msg"], out["field"], out["error_type"]) == ("eif_path is a directory", "eif_path", "ModuleError")
     with pytest.raises(SystemExit):
