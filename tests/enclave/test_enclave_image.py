@@ -73,8 +73,10 @@ def test_enclave_image_is_reproducible_matches_the_lock_and_boots(tmp_path: Path
         warnings.warn(f"the local base image's content ({digest}) differs from the lock's, so its PCRs cannot be "
                       "compared; two builds agreed", stacklevel=1)
 
-    sim.allocator.write_text("memory_mib: 4096\ncpu_count: 2\n")
-    run = subprocess.run([*SIM, "run-enclave", "--eif-path", str(tmp_path / "first.eif"), "--memory", "1024",
+    # nitro-cli's own rule: at least four times the EIF's size (the image grows with the runtime's dependencies)
+    memory_mib = -(-4 * (tmp_path / "first.eif").stat().st_size // (1 << 20))
+    sim.allocator.write_text(f"memory_mib: {memory_mib}\ncpu_count: 2\n")
+    run = subprocess.run([*SIM, "run-enclave", "--eif-path", str(tmp_path / "first.eif"), "--memory", str(memory_mib),
                           "--cpu-count", "2"], env=sim.env, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr
     info = json.loads(run.stdout)
