@@ -3,6 +3,7 @@
     .venv/bin/python enclave/build.py                 # build, write the lock
     .venv/bin/python enclave/build.py --check         # build, exit 1 unless the PCRs equal the lock's
     .venv/bin/python enclave/build.py --nitro-cli nitro-cli   # on a real parent: real PCRs
+    .venv/bin/python enclave/build.py --image-only --if-changed  # the image alone, unless it is up to date
 
 Pinned inputs: the local base image (its ID is recorded), the runtime's source (without its local
 stand-ins), every Python dependency at the version constraints.txt pins, the build tools in
@@ -214,8 +215,32 @@ def pip_wheel_name(wheels: Path) -> str:
     return found[0].name
 
 
+INPUTS_LABEL = "org.k3sdaas.inputs-sha256"
+
+
+def current_inputs(base_id: str) -> str:
+    """What decides the image, without building anything: the repository's inputs, the pins and the base."""
+    with tempfile.TemporaryDirectory(prefix="k3sdaas-enclave-") as work:
+        inputs = repository_inputs(Path(work) / "stage")
+    inputs.update(base_image_id=base_id, constraints_sha256=sha256_file(REPO / "constraints.txt"),
+                  build_constraints_sha256=sha256_file(HERE / "build-constraints.txt"))
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def image_label(reference: str) -> str | None:
+    """The inputs label of the image tagged ``reference``; None when there is no such image or label."""
+    try:
+        labels = json.loads(run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", reference]))
+    except BuildError:
+        return None
+    return (labels or {}).get(INPUTS_LABEL)
+
+
 def build(args: argparse.Namespace) -> dict[str, Any]:
     base_id = image_id(args.base_image)
+    label = current_inputs(base_id)
+    if args.if_changed and image_label(args.tag) == label:
+        return {"changed": False, "image": args.tag, "image_id": image_id(args.tag)}
     with tempfile.TemporaryDirectory(prefix="k3sdaas-enclave-") as work:
         context = Path(work) / "context"
         context.mkdir()
@@ -225,10 +250,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         command = ["docker", "build", "--network", "none", "--tag", args.tag,
                    "--build-arg", f"SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}",
                    "--build-arg", f"BASE_IMAGE={base_tag}",
-                   "--build-arg", f"PIP_WHEEL={pip_wheel_name(context / 'wheels')}", str(context)]
+                   "--build-arg", f"PIP_WHEEL={pip_wheel_name(context / 'wheels')}",
+                   "--label", f"{INPUTS_LABEL}={label}", str(context)]
         if args.no_cache:
             command.insert(2, "--no-cache")
         run(command, env=dict(os.environ, DOCKER_BUILDKIT="0"))
+    if args.image_only:
+        return {"changed": True, "image": args.tag, "image_id": image_id(args.tag)}
     args.eif.parent.mkdir(parents=True, exist_ok=True)
     nitro_cli = shlex.split(args.nitro_cli) if args.nitro_cli else SIMULATOR
     output = json.loads(run([*nitro_cli, "build-enclave", "--docker-uri", args.tag,
@@ -255,13 +283,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nitro-cli", help="the nitro-cli command; default: the k3sdaas simulator")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer (proves determinism)")
     parser.add_argument("--check", action="store_true", help="compare with the lock instead of writing it")
+    parser.add_argument("--image-only", action="store_true", help="build the image, not the EIF; leave the lock")
+    parser.add_argument("--if-changed", action="store_true",
+                        help="with --image-only: do nothing when the image carries the current inputs' label")
     args = parser.parse_args(argv)
+    if args.if_changed and not args.image_only:
+        parser.error("--if-changed needs --image-only")
     try:
         built = build(args)
     except BuildError as exc:
         print(f"enclave build failed: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(built, indent=2))
+    if args.image_only:
+        return 0
     if not args.check:
         args.lock.write_text(json.dumps(built, indent=2, sort_keys=True) + "\n")
         return 0

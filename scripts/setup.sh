@@ -30,7 +30,9 @@ if ! flock -n "$lock_fd"; then
 fi
 
 install_debian_packages() {
-  local wanted=(docker.io debootstrap iproute2 python3-venv shellcheck) missing=() pkg
+  # nginx + headers-more: the master's front, the Kubernetes API proxy's data path (src/k3sdaas/nautilus/front.py)
+  local wanted=(docker.io debootstrap iproute2 python3-venv shellcheck socat nginx libnginx-mod-http-headers-more-filter)
+  local missing=() pkg
   [[ -f $repo/move/package.json ]] && ! command -v npm >/dev/null && wanted+=(npm)
   for pkg in "${wanted[@]}"; do
     deb_installed "$pkg" || missing+=("$pkg")
@@ -188,7 +190,10 @@ start_local_sui_node() {
   local sui_state=$state_dir/sui port=${K3SDAAS_SUI_PORT:-9000}
   local pidfile=$sui_state/node.pid log=$sui_state/node.log stamp=$sui_state/node.hash want pid=""
   mkdir -p "$sui_state"
-  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/sui/*.py "$repo"/localnet/src/k3sdaas_localnet/sui/handlers/*.py "$repo"/move/sources/*.move)
+  # The chain pins the local NSM simulator's root (as Sui pins AWS's), so the local master's attestation registers.
+  local nitro_root=$state_dir/nsm/root.pem
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/sui/*.py "$repo"/localnet/src/k3sdaas_localnet/sui/handlers/*.py \
+    "$repo"/move/sources/*.move "$nitro_root")
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     if stamp_matches "$stamp" "$want" && port_open "$port"; then
@@ -201,7 +206,7 @@ start_local_sui_node() {
   # Another program on the port would answer our readiness check in the node's place.
   port_open "$port" && die "127.0.0.1:$port is in use by another program; stop it (the local Sui node needs the port)"
   say "starting the local Sui node on 127.0.0.1:$port (log: $log)"
-  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" --port "$port" \
+  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" --port "$port" --nitro-root "$nitro_root" \
     >>"$log" 2>&1 </dev/null {lock_fd}>&- &
   echo $! >"$pidfile"
   local waited=0
@@ -241,7 +246,10 @@ start_local_kube_api() {
   local kube_state=$state_dir/kube port=${K3SDAAS_KUBE_PORT:-6444}
   local pidfile=$kube_state/server.pid log=$kube_state/server.log stamp=$kube_state/server.hash want pid=""
   mkdir -p "$kube_state"
-  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/kube/*.py)
+  # The local hosts reach it (their K3s supervisor/API) through the relay on their network's gateway.
+  local san
+  san=$(hosts_gateway)
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/kube/*.py <(echo "$san"))
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     if stamp_matches "$stamp" "$want" && port_open "$port" && [[ -f $kube_state/admin.kubeconfig ]]; then
@@ -253,7 +261,7 @@ start_local_kube_api() {
   fi
   port_open "$port" && die "127.0.0.1:$port is in use by another program; stop it (the local Kubernetes API needs the port)"
   say "starting the local Kubernetes API on 127.0.0.1:$port (log: $log)"
-  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" kube --state "$kube_state" --port "$port" \
+  setsid nohup "$repo/.venv/bin/k3sdaas-localnet" kube --state "$kube_state" --port "$port" --tls-san "$san" \
     >>"$log" 2>&1 </dev/null {lock_fd}>&- &
   echo $! >"$pidfile"
   local waited=0
@@ -302,6 +310,37 @@ $(tail -n 20 "$log")"
   write_stamp "$stamp" "$want"
 }
 
+# The local hosts' way to the chain and the Kubernetes API: what the internet is to an EC2 parent. socat relays
+# bound to the gateway of the hosts' Docker network (created here if absent, as role local_hosts would) forward
+# to the loopback-only stand-ins; nothing else on the machine's interfaces is exposed.
+hosts_gateway() {
+  local network=k3sdaas gateway
+  docker network inspect "$network" >/dev/null 2>&1 || docker network create "$network" >/dev/null
+  gateway=$(docker network inspect "$network" -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
+  [[ -n $gateway ]] || die "docker network $network has no gateway address"
+  echo "$gateway"
+}
+
+start_host_relays() {
+  local network=k3sdaas gateway port pidfile log
+  gateway=$(hosts_gateway)
+  mkdir -p "$state_dir/relay"
+  echo "$gateway" >"$state_dir/relay/gateway" # read by inventories/local
+  for port in ${K3SDAAS_SUI_PORT:-9000} ${K3SDAAS_KUBE_PORT:-6444}; do
+    pidfile=$state_dir/relay/$port.pid log=$state_dir/relay/$port.log
+    if [[ -f $pidfile ]] && kill -0 "$(<"$pidfile")" 2>/dev/null &&
+      grep -q "bind=$gateway," "/proc/$(<"$pidfile")/cmdline" 2>/dev/null; then
+      say "relay $gateway:$port -> 127.0.0.1:$port up (pid $(<"$pidfile"))"
+      continue
+    fi
+    [[ -f $pidfile ]] && stop_process "$(<"$pidfile")"
+    say "relaying $gateway:$port (docker network $network) to 127.0.0.1:$port"
+    setsid nohup socat "TCP-LISTEN:$port,bind=$gateway,reuseaddr,fork" "TCP:127.0.0.1:$port" \
+      >>"$log" 2>&1 </dev/null {lock_fd}>&- &
+    echo $! >"$pidfile"
+  done
+}
+
 prepare_sui_operator() {
   local sui_state=$state_dir/sui
   say "$("$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" operator \
@@ -317,8 +356,9 @@ install_python_venv
 link_bundled_collections
 build_base_image
 install_move_npm_tools
+start_local_nsm
 start_local_sui_node
 prepare_sui_operator
 start_local_kube_api
-start_local_nsm
+start_host_relays
 say "setup complete in $((SECONDS - started))s"

@@ -76,6 +76,10 @@ def test_lifecycle_is_idempotent_and_enables_enclaves(endpoint: str, ec2: Any, i
     assert described["State"]["Name"] == "running"
     tags = {tag["Key"]: tag["Value"] for tag in described["Tags"]}
     assert tags == {"Name": name, "k3sdaas:cluster": CLUSTER, "k3sdaas:role": "master"}
+    assert described["MetadataOptions"]["HttpTokens"] == "required"
+    (root,) = described["BlockDeviceMappings"]
+    (volume,) = ec2.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"]
+    assert volume["Encrypted"] is True, "the root volume is encrypted by default"
 
     again = run_module(endpoint, image_id, name)
     assert not again.changed and not again.failed, again.result
@@ -155,3 +159,25 @@ def test_existing_instance_without_enclaves_is_refused(endpoint: str, ec2: Any, 
     assert outcome.result["field"] == "name"
     assert plain["InstanceId"] in outcome.result["msg"]
     assert "launched without Nitro Enclaves" in outcome.result["msg"]
+
+
+def test_checked_state_is_a_preflight_that_changes_nothing(endpoint: str, ec2: Any, image_id: str) -> None:
+    name = "preflight-master"
+    fine = run_module(endpoint, image_id, name, parent_state="checked")
+    assert not fine.failed and not fine.changed, fine.result
+    assert fine.result["enclave_support"]["supported"] is True
+    (image,) = ec2.describe_images(ImageIds=[image_id])["Images"]
+    assert fine.result["image"] == {
+        "image_id": image_id,
+        "architecture": image["Architecture"],
+        "root_device_name": image["RootDeviceName"],
+    }
+
+    missing = run_module(endpoint, "ami-0123456789abcdef0", name, parent_state="checked")
+    assert missing.failed and not missing.changed, missing.result
+    assert missing.result["field"] == "image_id"
+    assert "ami-0123456789abcdef0 is not an AMI available in us-east-1" in missing.result["msg"]
+
+    unsupported = run_module(endpoint, image_id, name, parent_state="checked", parent_instance_type="t3.xlarge")
+    assert unsupported.failed and unsupported.result["field"] == "instance_type", unsupported.result
+    assert live_instances(ec2, name) == []

@@ -17,15 +17,20 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from nautilus import conftest as harness  # the master's test harness, as functions (its fixtures stay there)
 
 from helpers.playbook import REPO, run_playbook
 from helpers.sui import no_transaction_reaches
+from k3sdaas.agent.master import ensure_node_key
 from k3sdaas.chain import ChainClient
+from k3sdaas_localnet.nitro.pki import SimulatedPki
 
 from .conftest import Chain
 
@@ -78,16 +83,33 @@ BY_OPTION: dict[str, list[Any]] = {
     "tags": [{"aws:owner": "x"}, {f"k{i}": "v" for i in range(48)}],
     "wait_timeout": [86401],
     "user_data": ["u" * 16385],
+    "master_url": ["https://[::1", "http://master:6443", "https://master:99999", "https://master:6443/api",
+                   "master:6443"],
+    "sui_rpc_url": ["https://[::1", "http://node:9000", "127.0.0.1:99999", "https://node:9000/path"],
+    "sui_ca_file": ["@NOT_PEM@"],
+    "attestation_root": ["@NOT_PEM@"],
+    "expected_pcrs": [{"pcr0": "zz", "pcr1": "00", "pcr2": "00"}, {"pcr0": "00" * 48, "pcr1": "00" * 48},
+                      {"pcr0": "00" * 48, "pcr1": "00" * 48, "pcr2": "00" * 48, "pcr9": "00"}],
+    "node_ip": ["10.0.0.256", "master.example"],
+    "node_labels": [{"bad key!": "v"}, {"k": "v" * 64}],
+    "node_taints": [["k=v:Sometimes"], ["=v:NoSchedule"]],
+    "service": ["k3s-agent", "../k3s-agent.service"],
+    "pool": ["p" * 64, "-pool"],
 }
 # Values that are right for that option although its type lists them as bad.
 VALID: dict[tuple[str, str], list[Any]] = {
     ("nitro_enclave", "allocator_file"): ["@MISSING@"],  # documented: warn, leave the checks to nitro-cli
     ("ec2_enclave_instance", "user_data"): [""],  # no user data
+    # a fresh node: the key is generated, the K3s files are written where they are missing
+    ("k3s_join", "key_file"): ["@MISSING@"],
+    ("k3s_join", "config_dir"): ["@MISSING@", "@DIR@"],
+    ("k3s_join", "env_file"): ["@MISSING@"],
 }
 # Options that only make sense with a partner (required_together): the partner gets a valid value.
 COMPANIONS: dict[tuple[str, str], dict[str, str]] = {
     ("nitro_enclave", "signing_certificate"): {"private_key": "@CERT_KEY@"},
     ("nitro_enclave", "private_key"): {"signing_certificate": "@CERT@"},
+    ("k3s_join", "k3s_binary"): {"manage_service": True},  # only looked for when the module manages the service
 }
 
 CAPTURE = r"""
@@ -154,15 +176,9 @@ def test_every_option_of_every_module_has_cases() -> None:
     assert {"rpc_url", "key_file", "timeout", "retries"} <= set(SPECS["sui_stake"]["options"])
 
 
-# Modules still without a baseline below: k3s_join was being written while this battery was; it needs a
-# baseline against its own stand-ins before it leaves this list.
-NOT_YET_COVERED = {"k3s_join"}
-
-
 def test_every_module_has_a_battery() -> None:
     """A new module needs a valid baseline in a battery test below; its options then come from its spec."""
-    assert set(MODULES) - NOT_YET_COVERED == {*SUI_MODULES, "nautilus_register", "nitro_enclave",
-                                              "ec2_enclave_instance"}
+    assert set(MODULES) == {*SUI_MODULES, "nautilus_register", "nitro_enclave", "ec2_enclave_instance", "k3s_join"}
 
 
 def resolve(value: Any, files: dict[str, str]) -> Any:
@@ -310,3 +326,71 @@ def test_ec2_enclave_instance_refuses_bad_values(ec2_endpoint: str, files: dict[
     problems = run_battery("ec2_enclave_instance", baseline, files, tmp_path)
     assert not problems, "\n".join(problems)
     assert ec2.describe_instances()["Reservations"] == []
+
+
+@pytest.fixture
+def join_master(chain: Chain, tmp_path: Path) -> Iterator[tuple[harness.Master, harness.Chain, SimulatedPki]]:
+    """A real master (tests/nautilus's harness) on this battery's Sui node, with a deployment of its own whose
+    registry holds the simulated enclave's PCRs, the Kubernetes stand-in and a simulated NSM."""
+    kit_chain = harness.Chain(chain.node, chain.operator, harness.publish(chain.node, chain.operator))
+
+    async def register_pcrs() -> None:
+        async with ChainClient(chain.settings(), kit_chain.deployment) as client:
+            await client.update_pcrs(*harness.IMAGE_PCRS)
+
+    asyncio.run(register_pcrs())
+    kube = harness.start_kube(tmp_path / "kube")
+    server, pki = harness.simulated_nsm(str(tmp_path / "nsm.sock"))
+    found = re.search(r"server: (\S+)", (tmp_path / "kube" / "admin.kubeconfig").read_text())
+    assert found
+    try:
+        with server:
+            master = harness.start_master(tmp_path / "master", harness.master_settings(
+                kit_chain, tmp_path / "kube", server.bound_address, tmp_path / "master",
+                k3s={"supervisor_url": found.group(1)}))
+            try:
+                yield master, kit_chain, pki
+            finally:
+                master.stop()
+    finally:
+        kube.terminate()
+        kube.wait(10)
+
+
+def audit_paths(master: harness.Master) -> list[str]:
+    time.sleep(0.5)  # the master flushes its audit log every 0.2 s
+    return [json.loads(line)["path"] for line in (master.state / "audit.log").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_k3s_join_refuses_bad_values(join_master: tuple[harness.Master, harness.Chain, SimulatedPki],
+                                     files: dict[str, str], tmp_path: Path, no_sui_env: None) -> None:
+    master, kit_chain, pki = join_master
+    node = tmp_path / "node"
+    signer, _ = ensure_node_key(node / "node.key")
+    _, token = kit_chain.stake(1, owner=signer)
+    (node / "root.pem").write_bytes(pki.root_pem())
+    k3s = node / "k3s"  # an executable stand-in: the baseline leaves the service alone, k3s_binary cases manage it
+    k3s.write_text("#!/bin/sh\n")
+    k3s.chmod(0o755)
+    # Every option set, so that each bad value replaces a good one; the PCRs come from the deployment's registry.
+    baseline = {"master_url": master.url, "token_id": token.token_id, "node_id": token.node_id, "node_ip": "127.0.0.1",
+                "key_file": str(node / "node.key"), "create_key": False, "sui_rpc_url": kit_chain.node.url,
+                "sui_ca_file": str(kit_chain.node.ca_path), "package_id": kit_chain.deployment.package_id,
+                "attestation_root": str(node / "root.pem"), "pool": "battery", "node_labels": {"k3sdaas.io/zone": "a"},
+                "node_taints": ["k3sdaas.io/battery=yes:NoSchedule"], "config_dir": str(node / "etc"),
+                "env_file": str(node / "k3s.env"), "k3s_binary": str(k3s), "service": "k3s-agent.service",
+                "manage_service": False, "timeout": 10}
+    playbook = tmp_path / "join.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
+                                     "tasks": [{"k3sdaas.core.k3s_join": baseline}]}]))
+    joined = run_playbook(playbook, local=True)
+    assert joined.returncode == 0, joined.output[-3000:]
+    written = {path: path.read_bytes() for path in (node / "etc" / "config.yaml", node / "k3s.env", node / "node.key")}
+    seen = len(audit_paths(master))
+
+    problems = run_battery("k3s_join", baseline, files, tmp_path)
+    assert not problems, "\n".join(problems)
+    assert {path: path.read_bytes() for path in written} == written
+    assert "/api/v1/register-worker" not in audit_paths(master)[seen:]  # no new join token was asked for
+    assert not (Path(files["@DIR@"]) / "config.yaml").exists()

@@ -130,3 +130,19 @@ def test_cache_is_per_master_certificate(proxied_master: Master, viewer_args: li
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"]["token"] != first
     assert len(list((tmp_path / "k3sdaas" / "sessions").iterdir())) == 2
+
+
+def test_url_reaches_the_master_elsewhere_while_the_proof_names_its_audience(viewer_args: list[str],
+                                                                              tmp_path: Path) -> None:
+    """A port forward or the local default's published port: --url is where to connect, --server the audience."""
+    server = viewer_args[viewer_args.index("--server") + 1]
+    assert "127.0.0.1" in server
+    elsewhere = server.replace("127.0.0.1", "localhost")  # the same master under another name its certificate has
+    done = run([*viewer_args, "--url", elsewhere], tmp_path)
+    assert done.returncode == 0, done.stderr
+    # signing for the address it connects to instead is refused: the audience binds the proof to the master's name
+    wrong = [elsewhere if arg == server else arg for arg in viewer_args]
+    refused = run(wrong, tmp_path / "other")
+    assert refused.returncode == 1 and "audience" in refused.stderr, refused.stderr
+    bad = run([*viewer_args, "--url", "http://plain"], tmp_path)
+    assert bad.returncode == 1 and "--url must be" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
+import re
 import ssl
 import subprocess
 import sys
@@ -74,6 +75,7 @@ def test_health_metrics_and_openapi(master: Master, chain: Chain) -> None:
         assert time.time() < deadline, health
         time.sleep(0.1)
     assert health["status"] == "ok" and health["chain"]["error"] is None
+    assert re.fullmatch(r"0x[0-9a-f]{64}", health["chain"]["address"])  # the payer of audit anchors, to fund
     owner, token = chain.stake(1)
     master.login(owner, token.token_id)
     text = master.get("/metrics").text

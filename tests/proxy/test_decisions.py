@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from k3sdaas.nautilus.audit import AuditLog
+from k3sdaas.nautilus.front import AccessLog
 from k3sdaas.nautilus.proxy import Target, allowed, target_of
 from k3sdaas.nautilus.ratelimit import RateLimiter
 
@@ -70,3 +75,22 @@ def test_sliding_window_refuses_the_101st_request_and_says_when_to_retry() -> No
     assert limiter.hit("alice") == 1  # the second one (1000.5) leaves it half a second later
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+async def test_nginx_lines_become_records_and_cached_admissions_count(tmp_path: Path) -> None:
+    """The FIFO reader: each nginx line is one audit record; an admission nginx served from its cache (the decision
+    never saw it) is counted against the identity's limit, a decided one (MISS) was counted by the decision."""
+    audit, limiter = AuditLog(tmp_path / "audit.log"), RateLimiter(10, 60.0)
+    reader = AccessLog(audit, limiter)
+    line = ('{"user":"sui:0xab","tier":"2","cache":"%s","method":"GET","path":"/k8s/api/v1/pods","status":200,'
+            '"time":0.003,"id":"r%d"}\n')
+    data = "".join(line % ("HIT" if i % 2 else "MISS", i) for i in range(6)).encode()
+    reader.data_received(data[:50])  # lines arrive in pieces
+    reader.data_received(data[50:] + b'{"user":"","tier":"","cache":"","method":"G\xffT","path":"/k8s/%00",'
+                         b'"status":400,"time":0.000,"id":"bad"}\nnot json\n')
+    assert limiter.remaining("0xab") == 7
+    await audit.flush()
+    records = [json.loads(r) for r in (tmp_path / "audit.log").read_text().splitlines()]
+    assert [(r["identity"], r["tier"], r["request_id"], r["status"], r["latency_us"]) for r in records] == \
+        [("sui:0xab", 2, f"r{i}", 200, 3000) for i in range(6)] + [("anonymous", 0, "bad", 400, 0)]
+    assert records[-1]["verb"] == "G\ufffdT"

@@ -21,7 +21,7 @@ from pysui.abstracts.client_keypair import SignatureScheme
 from pysui.sui.sui_crypto import create_new_keypair
 
 from ..attestation import PcrPolicy, load_root
-from ..chain import ChainClient, ChainSettings, Signer
+from ..chain import ChainClient, ChainSettings, SealToken, Signer
 from ..chain.keys import signer_from_text
 from ..errors import K3sdaasError
 from .config import AgentConfig
@@ -92,6 +92,7 @@ class Heartbeater:
         self._session: str | None = None
         self._session_exp = 0.0
         self._renew_at = 0.0
+        self._refreshed_until_ms = 0  # the expiry our last refresh set, ahead of the master's cached view
 
     def reauthenticate(self, link: MasterLink) -> None:
         link.attest()  # raises AttestationMismatch before anything signed is sent
@@ -114,7 +115,8 @@ class Heartbeater:
     def watch_token(self, link: MasterLink) -> None:
         """Refresh the token on chain before it expires when the node key owns it; warn loudly otherwise."""
         token = link.call("GET", "/api/v1/staking/status", session=self._session)["token"]
-        left = int(token["seconds_left"])
+        # The master caches token reads for a moment; a refresh of ours it has not seen yet still counts.
+        left = int(token["seconds_left"]) + max(0, (self._refreshed_until_ms - int(token["expires_at_ms"])) // 1000)
         self.status.token_seconds_left = left
         if left > self.config.refresh_before:
             return
@@ -124,15 +126,15 @@ class Heartbeater:
                         self.config.rpc_url or "not configured")
             return
         try:
-            asyncio.run(self._refresh())
+            self._refreshed_until_ms = asyncio.run(self._refresh()).expires_at_ms
             log.info("refreshed seal token %s on chain", self.config.token_id)
         except K3sdaasError as exc:
             log.warning("SEAL TOKEN %s EXPIRES IN %d s and its refresh failed: %s", self.config.token_id, left, exc)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> SealToken:
         async with ChainClient(chain_settings(self.config, self.signer)) as client:
             await client.resolve_deployment(self.config.package_id)
-            await client.refresh(self.config.token_id)
+            return await client.refresh(self.config.token_id)
 
     def run(self) -> None:
         link: MasterLink | None = None

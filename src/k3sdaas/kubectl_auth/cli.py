@@ -1,4 +1,4 @@
-"""``k3sdaas-kubectl-auth --server URL (--ca-data B64 | --ca-file PEM) --key-file PATH --token-id 0x…``
+"""``k3sdaas-kubectl-auth --server URL [--url URL] (--ca-data B64 | --ca-file PEM) --key-file PATH --token-id 0x…``
 
 kubectl runs this (``users[].user.exec`` of the kubeconfig that ``GET /kubectl/config`` serves) and reads
 an ``ExecCredential`` from its stdout. The plugin asks the master for a challenge, signs it with the
@@ -51,6 +51,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="kubectl exec credential plugin for a K3s-DaaS master")
     parser.add_argument("--server", required=True, help="the master's URL (https://host:6443), the challenge audience")
+    parser.add_argument("--url", help="where to reach the master when not at --server (a port forward, a tunnel); "
+                                      "the proof is still signed for --server")
     ca = parser.add_mutually_exclusive_group(required=True)
     ca.add_argument("--ca-data", help="the master's certificate, base64 PEM (as in the kubeconfig)")
     ca.add_argument("--ca-file", help="the master's certificate, a PEM file")
@@ -153,8 +155,10 @@ def _answer(response: Any, what: str) -> dict[str, Any]:
     return body
 
 
-def login(server: str, tls: ssl.SSLContext, key_file: str, token_id: str) -> tuple[str, float]:
-    """(session, expires_at in seconds since the epoch) from a fresh seal proof."""
+def login(server: str, tls: ssl.SSLContext, key_file: str, token_id: str, url: str | None = None
+          ) -> tuple[str, float]:
+    """(session, expires_at in seconds since the epoch) from a fresh seal proof for audience ``server``, sent to
+    ``url`` (default ``server``)."""
     import httpx
 
     from ..chain.keys import signer_from_file
@@ -166,7 +170,7 @@ def login(server: str, tls: ssl.SSLContext, key_file: str, token_id: str) -> tup
     except K3sdaasError as exc:
         raise PluginError(str(exc)) from None
     try:
-        with httpx.Client(base_url=server, verify=tls, timeout=TIMEOUT, trust_env=False) as client:
+        with httpx.Client(base_url=url or server, verify=tls, timeout=TIMEOUT, trust_env=False) as client:
             challenge = _answer(client.post("/api/v1/challenge", json={}), "the challenge")
             try:
                 text = Challenge(str(challenge["nonce"]), server, token_id, signer.address,
@@ -178,7 +182,7 @@ def login(server: str, tls: ssl.SSLContext, key_file: str, token_id: str) -> tup
                      "signature": sign_personal_message(signer, text)}
             answer = _answer(client.post("/api/v1/auth", json=proof), "the login")
     except httpx.HTTPError as exc:
-        raise PluginError(f"the master {server} is unreachable: {exc.__class__.__name__}: {exc}") from None
+        raise PluginError(f"the master {url or server} is unreachable: {exc.__class__.__name__}: {exc}") from None
     session, expires_at = answer.get("session"), answer.get("expires_at")
     if not isinstance(session, str) or isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
         raise PluginError("the master's login answer lacks session and expires_at")
@@ -196,6 +200,9 @@ def run(argv: list[str] | None, environ: dict[str, str]) -> dict[str, Any]:
     server = args.server.rstrip("/")
     if not server.startswith("https://") or len(server) > 248:
         raise PluginError("--server must be the master's https:// URL (at most 248 characters)")
+    url = args.url.rstrip("/") if args.url else None
+    if url is not None and (not url.startswith("https://") or len(url) > 248):
+        raise PluginError("--url must be an https:// URL (at most 248 characters)")
     token_id = args.token_id.lower()
     if not TOKEN_ID.fullmatch(token_id):
         raise PluginError("--token-id must be the seal token's object id, 0x and 64 hex digits")
@@ -207,7 +214,7 @@ def run(argv: list[str] | None, environ: dict[str, str]) -> dict[str, Any]:
         entry = None  # about to expire, or this very kubectl got a 401 with it and asks again
         drop_cache(path)
     if entry is None:
-        session, expires_at = login(server, tls_context(args.ca_data, args.ca_file), args.key_file, token_id)
+        session, expires_at = login(server, tls_context(args.ca_data, args.ca_file), args.key_file, token_id, url)
         now = time.time()
         margin = min(30.0, max(0.0, expires_at - now) / 4)  # hand over a fresh one before the master refuses it
         entry = {"session": session, "refresh_at": expires_at - margin, "served": []}

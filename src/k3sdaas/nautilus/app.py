@@ -211,7 +211,8 @@ def create_app(master: Master) -> Starlette:
 
     async def health(request: Request) -> Response:
         chain_ok, chain_error = master.chain_status()
-        return reply({"status": "ok", "chain": {"available": chain_ok, "error": chain_error}})
+        return reply({"status": "ok", "chain": {"available": chain_ok, "error": chain_error,
+                                                 "address": master.chain.address}})
 
     async def prometheus(request: Request) -> Response:
         chain_ok, _ = master.chain_status()
@@ -237,7 +238,7 @@ def create_app(master: Master) -> Starlette:
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         # The Kubernetes API proxy (impersonation, rate limit, tier verbs) and the kubeconfig for kubectl.
-        kubeconfig_route(master), *proxy_routes(master, master.config.rate_limit),
+        kubeconfig_route(master), *proxy_routes(master.config.front),
     ]
 
     @asynccontextmanager

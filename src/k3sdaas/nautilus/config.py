@@ -5,7 +5,7 @@ the setting, never later in a request. Durations are seconds.
 
 ```yaml
 server:   {listen_address: 0.0.0.0, listen_port: 6443, public_url: https://master.example:6443,
-           max_body_bytes: 65536}
+           max_body_bytes: 65536, front: nginx, nginx: nginx}  # front: nginx (the Kubernetes API proxy) or none
 sui:      {rpc_url: https://fullnode.testnet.sui.io:443, ca_file: null, key_file: null,
            package_id: 0x…, pool_id: null, timeout: 5, poll_interval: 1}
 tee:      {attestation_interval: 3600, nsm_socket: null}
@@ -33,6 +33,7 @@ from ..errors import InvalidInput
 
 MAX_CONFIG_BYTES = 256 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
+FRONTS = ("nginx", "none")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class NautilusConfig:
     listen_port: int = 6443
     public_url: str = ""  # the challenge audience; default https://<listen_address>:<listen_port>
     max_body_bytes: int = 64 * 1024
+    front: str = "nginx"  # nginx carries the Kubernetes API proxy (front.py); none: granian alone, no proxy
+    nginx: str = "nginx"  # the nginx binary: a path, or a name looked up on PATH and in /usr/sbin
     rpc_url: str = "https://fullnode.testnet.sui.io:443"
     sui_ca_file: str | None = None
     sui_key_file: str | None = None  # the master reads only; without a key it uses a throw-away one
@@ -77,6 +80,8 @@ SOURCES: dict[str, tuple[tuple[str, str], str]] = {
     "listen_port": (("server", "listen_port"), "K3SDAAS_NAUTILUS_LISTEN_PORT"),
     "public_url": (("server", "public_url"), "K3SDAAS_NAUTILUS_PUBLIC_URL"),
     "max_body_bytes": (("server", "max_body_bytes"), "K3SDAAS_NAUTILUS_MAX_BODY_BYTES"),
+    "front": (("server", "front"), "K3SDAAS_NAUTILUS_FRONT"),
+    "nginx": (("server", "nginx"), "K3SDAAS_NAUTILUS_NGINX"),
     "rpc_url": (("sui", "rpc_url"), "SUI_RPC_URL"),
     "sui_ca_file": (("sui", "ca_file"), "SUI_CA_FILE"),
     "sui_key_file": (("sui", "key_file"), "SUI_KEY_FILE"),
@@ -114,7 +119,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "challenge_ttl": (5, 600),
     "max_clock_skew": (0, 300),
     "min_tier": (1, 4),
-    "rate_limit": (1, 100_000),
+    "rate_limit": (1, 1_000_000),
     "heartbeat_grace": (5, 3600),
 }
 
@@ -195,6 +200,8 @@ def validate(config: NautilusConfig) -> NautilusConfig:
         raise InvalidInput("setting package_id (sui.package_id, K3SDAAS_PACKAGE_ID) is required", field="package_id")
     package_id = normalize_address(config.package_id, "package_id")
     pool_id = normalize_address(config.pool_id, "pool_id") if config.pool_id else None
+    if config.front not in FRONTS:
+        raise InvalidInput(f"setting front must be one of {', '.join(FRONTS)}", field="front")
     if config.log_level.lower() not in LOG_LEVELS:
         raise InvalidInput(f"setting log_level must be one of {', '.join(LOG_LEVELS)}", field="log_level")
     if not config.audience.startswith("https://"):

@@ -38,5 +38,9 @@ class RateLimiter:
         hits.append(now)
         return 0
 
+    def remaining(self, identity: str) -> int:
+        """Requests the identity has left in its window, as of its last ``hit`` (O(1): no clock read)."""
+        return self.limit - len(self._hits.get(identity, ()))
+
     def _forget_idle(self, now: float) -> None:
         self._hits = {who: hits for who, hits in self._hits.items() if hits and hits[-1] > now - self.window}

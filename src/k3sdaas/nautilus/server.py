@@ -1,5 +1,9 @@
 """Running the app: granian (Rust HTTP/TLS, one worker process), TLS 1.3 only.
 
+With ``server.front: nginx`` (the default) nginx (``front.py``) listens on the master's port with TLS 1.3
+and granian serves plain HTTP on a Unix socket in ``<state_dir>/front`` behind it; with ``none`` granian
+terminates TLS itself and the Kubernetes API proxy is off.
+
 Granian was measured against uvicorn here on a trivial TLS endpoint with wrk, 100 connections:
 ≈17,800 req/s (P99 13 ms) against ≈5,000 (P99 79 ms). One worker, because the enclave key, the
 session cache and the token states live in the worker's memory. The parent process makes the TLS
@@ -17,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from .config import NautilusConfig
 from .identity import TlsFiles
@@ -44,7 +48,7 @@ def log_config(level: str) -> dict[str, Any]:
                         for name in ("k3sdaas", "_granian", "granian.access")}}
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """Granian's factory in the worker process."""
     from .app import create_app
     from .service import Master
@@ -53,7 +57,16 @@ def app_from_env() -> Starlette:
     config = NautilusConfig(**runtime["config"])
     tls = TlsFiles(Path(runtime["cert"]), Path(runtime["key"]), bytes.fromhex(runtime["spki_sha256"]))
     logging.config.dictConfig(log_config(config.log_level))
-    return create_app(Master(config, tls))
+    master = Master(config, tls)
+    app = create_app(master)
+    if config.front != "nginx":
+        return app
+    from .front import with_decision
+    from .proxy import Decision
+    from .ratelimit import RateLimiter
+
+    audit = next(m.kwargs["audit"] for m in app.user_middleware if "audit" in m.kwargs)  # the app's AuditLog
+    return with_decision(app, audit, config, Decision(master, RateLimiter(config.rate_limit, 60.0)))
 
 
 def serve(config: NautilusConfig, tls: TlsFiles) -> None:
@@ -61,12 +74,26 @@ def serve(config: NautilusConfig, tls: TlsFiles) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
+    from .front import Front
+
     os.environ[RUNTIME_ENV] = json.dumps({"config": dataclasses.asdict(config), "cert": str(tls.cert),
                                           "key": str(tls.key), "spki_sha256": tls.spki_sha256.hex()})
-    Server(f"{__name__}:app_from_env", address=config.listen_address, port=config.listen_port,
-           interface=Interfaces.ASGI, factory=True, workers=1, websockets=True,
-           ssl_cert=tls.cert, ssl_key=tls.key, ssl_protocol_min=SSLProtocols.tls13,
-           log_dictconfig=log_config(config.log_level), log_level=LogLevels(config.log_level),
-           respawn_failed_workers=True, workers_kill_timeout=10).serve()
-    sys.stdout.flush()
+    common: dict[str, Any] = {"interface": Interfaces.ASGI, "factory": True, "workers": 1,
+                              "log_dictconfig": log_config(config.log_level), "log_level": LogLevels(config.log_level),
+                              "respawn_failed_workers": True, "workers_kill_timeout": 10}
+    if config.front != "nginx":
+        Server(f"{__name__}:app_from_env", address=config.listen_address, port=config.listen_port,
+               websockets=True, ssl_cert=tls.cert, ssl_key=tls.key, ssl_protocol_min=SSLProtocols.tls13,
+               **common).serve()
+        sys.stdout.flush()
+        return
+    front = Front(config, tls)
+    front.start()
+    try:
+        front.socket.unlink(missing_ok=True)
+        Server(f"{__name__}:app_from_env", uds=front.socket, uds_permissions=0o600, websockets=False,
+               **common).serve()
+    finally:
+        front.stop()
+        sys.stdout.flush()
 

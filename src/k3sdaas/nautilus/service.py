@@ -94,6 +94,11 @@ class ChainAccess:
     def deployment(self) -> Deployment | None:
         return self._client.deployment if self._client else None
 
+    @property
+    def address(self) -> str:
+        """The Sui address that pays for the master's transactions (audit anchors): fund it."""
+        return str(self.settings.signer.address)
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()

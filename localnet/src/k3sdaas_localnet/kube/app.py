@@ -245,6 +245,8 @@ class KubeApi:
             return self._pod_stream_refusal(info, resource)
         if info.subresource == "scale":
             return await self._scale(request, info, resource, namespace)
+        if info.subresource == "eviction":
+            return await self._evict(request, info, resource, namespace)
         handler: Callable[..., Awaitable[Response]] | None = {
             "get": self._get, "list": self._list, "watch": self._watch, "create": self._create,
             "update": self._update, "patch": self._patch, "delete": self._delete,
@@ -288,6 +290,28 @@ class KubeApi:
         elif info.verb != "get":
             raise ApiError(405, "the server does not allow this method on the requested resource")
         return JSONResponse(_scale_of(current))
+
+    async def _evict(self, request: Request, info: RequestInfo, resource: Resource, namespace: str) -> Response:
+        """``pods/eviction`` (what ``kubectl drain`` posts): no PodDisruptionBudgets exist here, so it always
+        deletes the pod and answers 201 Success, as kube-apiserver does for an allowed eviction."""
+        if info.verb != "create":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        body = await self._decode(request)
+        named = body.get("metadata", {}).get("name") if isinstance(body, dict) and isinstance(
+            body.get("metadata"), dict) else None
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
+            raise ApiError(400, "the body of an eviction must be a policy/v1 Eviction")
+        if named not in (None, info.name):
+            raise ApiError(400, "name in URL does not match name in Eviction object")
+        if request.query_params.get("dryRun") != "All":
+            obj = self.store.delete(self._key(resource), namespace, info.name)
+            if obj is None:
+                raise errors.not_found(resource, info.name)
+            policy.after_delete(resource, obj, self.store)
+        else:
+            self._existing(resource, namespace, info.name)
+        return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+                            status_code=201)
 
     async def _get(self, request: Request, info: RequestInfo, resource: Resource, namespace: str) -> Response:
         obj = self._existing(resource, namespace, info.name)

@@ -92,7 +92,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "nodes", "Node", False, ("no",), ("status",),
              columns=(_NAME, ("Status", "string", node_status), ("Roles", "string", _node_roles), _AGE,
                       ("Version", "string", _kubelet_version))),
-    Resource("", "v1", "pods", "Pod", True, ("po",), ("status", "log", "exec", "portforward", "attach"),
+    Resource("", "v1", "pods", "Pod", True, ("po",), ("status", "log", "exec", "portforward", "attach", "eviction"),
              columns=(_NAME, ("Ready", "string", _pod_ready),
                       ("Status", "string", lambda o: o.get("status", {}).get("phase", "Pending")),
                       ("Restarts", "integer", _pod_restarts), _AGE,
@@ -133,7 +133,7 @@ GROUP_VERSIONS = sorted({(r.group, r.version) for r in RESOURCES}, key=lambda gv
 
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"], "log": ["get"],
                      "exec": ["create", "get"],
-                     "portforward": ["create", "get"], "attach": ["create", "get"]}
+                     "portforward": ["create", "get"], "attach": ["create", "get"], "eviction": ["create"]}
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
@@ -155,6 +155,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                           "verbs": SUBRESOURCE_VERBS[sub]})
             if sub == "scale":
                 items[-1].update(kind="Scale", group="autoscaling", version="v1")
+            if sub == "eviction":
+                items[-1].update(kind="Eviction", group="policy", version="v1")
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": served[0].group_version, "resources": items}
 
 

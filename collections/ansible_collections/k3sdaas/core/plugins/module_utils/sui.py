@@ -57,7 +57,8 @@ class SuiModule(K3sdaasModule):
         return ChainSettings(
             rpc_url=self.params["rpc_url"],
             signer=signer,
-            ca_file=self.params["ca_file"],
+            # AWX's Sui wallet credential sets SUI_CA_FILE to "" when no CA is given: that means the system CAs.
+            ca_file=self.params["ca_file"] or None,
             timeout=self.params["timeout"],
             retries=self.params["retries"],
         )

@@ -21,6 +21,8 @@ description:
   - Each launch request carries a fresh C(ClientToken), so retries of that request cannot start a second instance.
   - In check mode a launch is sent as a C(DryRun) request, which validates permissions and parameters
     without starting anything, and waiters are skipped.
+  - The root volume is encrypted (O(root_volume_encrypted)) with the account's default EBS key; its device name
+    comes from the AMI (C(DescribeImages)).
 author:
   - K3s-DaaS engineers (@k3sdaas)
 options:
@@ -28,8 +30,10 @@ options:
     description:
       - V(present) makes sure the instance exists and runs, launching it or starting a stopped one.
       - V(absent) terminates every instance that carries the identity tags.
+      - V(checked) changes nothing; it checks that O(instance_type) can host enclaves and that O(image_id) exists
+        in the region, as a pre-flight before anything else of a deployment is created.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, checked]
     default: present
   name:
     description:
@@ -86,6 +90,16 @@ options:
     type: str
     choices: [optional, required]
     default: required
+  root_volume_encrypted:
+    description:
+      - Encrypt the root EBS volume at launch (EC2 cannot encrypt it later).
+    type: bool
+    default: true
+  root_volume_size:
+    description:
+      - Size of the root volume in GiB, 1 to 16384; without it the AMI's size.
+      - Only used at launch.
+    type: int
   wait:
     description:
       - Wait until the instance is running (O(state=present)) or terminated (O(state=absent)).
@@ -172,6 +186,11 @@ instance:
       description: The instance's tags.
       type: dict
       sample: {"Name": "prod-master", "k3sdaas:cluster": "prod", "k3sdaas:role": "master"}
+image:
+  description: The AMI as EC2 describes it (ID, architecture, root device name).
+  returned: when O(state=checked)
+  type: dict
+  sample: {"image_id": "ami-0123456789abcdef0", "architecture": "x86_64", "root_device_name": "/dev/xvda"}
 instance_ids:
   description: IDs of the instances that were found, launched or terminated.
   returned: always
@@ -180,7 +199,7 @@ instance_ids:
   sample: ["i-0123456789abcdef0"]
 enclave_support:
   description: Why O(instance_type) was judged able to host Nitro Enclaves.
-  returned: when O(state=present)
+  returned: when O(state=present) or O(state=checked)
   type: dict
   sample:
     instance_type: m5.xlarge
@@ -231,6 +250,7 @@ MAX_TAG_VALUE = 256
 MAX_TAGS = 50
 MAX_USER_DATA = 16384
 MAX_NAME = 255
+MAX_VOLUME_GIB = 16384
 ID_PATTERNS = {
     "image_id": re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
     "subnet_id": re.compile(r"subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
@@ -269,6 +289,10 @@ def check_options(params: dict[str, Any]) -> None:
         check_tag_text("tags", value if isinstance(value, (str, dict, list)) else str(value), MAX_TAG_VALUE, True)
         if key.lower().startswith("aws:"):
             raise EnclaveInstanceError(f"tags: the aws: prefix is reserved by AWS ({key!r:.100})", "tags")
+    if params["root_volume_size"] is not None and not 1 <= params["root_volume_size"] <= MAX_VOLUME_GIB:
+        raise EnclaveInstanceError(
+            f"root_volume_size must be 1 to {MAX_VOLUME_GIB} GiB, got {params['root_volume_size']}", "root_volume_size"
+        )
     if not 0 <= params["wait_timeout"] <= MAX_WAIT_TIMEOUT:
         raise EnclaveInstanceError(f"wait_timeout must be 0 to {MAX_WAIT_TIMEOUT}, got {params['wait_timeout']}",
                                    "wait_timeout")
@@ -301,8 +325,11 @@ def desired_tags(params: dict[str, Any]) -> dict[str, str] | None:
     return merged
 
 
-def launch_request(params: dict[str, Any], client_token: str, dry_run: bool = False) -> dict[str, Any]:
-    """The RunInstances parameters for one enclave parent."""
+def launch_request(
+    params: dict[str, Any], client_token: str, dry_run: bool = False, root_device: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The RunInstances parameters for one enclave parent; ``root_device`` (the AMI's, see root_device_of) gets the
+    volume settings."""
     tags = dict(params["tags"] or {})
     tags.update(identity_tags(params["name"], params["cluster"], params["node_role"]))
     request = {
@@ -326,6 +353,11 @@ def launch_request(params: dict[str, Any], client_token: str, dry_run: bool = Fa
         request["IamInstanceProfile"] = {key: params["iam_instance_profile"]}
     if params["user_data"]:
         request["UserData"] = params["user_data"]
+    if root_device:
+        ebs: dict[str, Any] = {"Encrypted": params["root_volume_encrypted"], "DeleteOnTermination": True}
+        if params["root_volume_size"] or root_device["size"]:
+            ebs["VolumeSize"] = params["root_volume_size"] or root_device["size"]
+        request["BlockDeviceMappings"] = [{"DeviceName": root_device["name"], "Ebs": ebs}]
     if dry_run:
         request["DryRun"] = True
     return request
@@ -402,6 +434,46 @@ def check_instance_type(client: Any, instance_type: str, region: str) -> Enclave
     return verdict
 
 
+def describe_image(client: Any, image_id: str, region: str) -> dict[str, Any]:
+    try:
+        images = client.describe_images(ImageIds=[image_id], aws_retry=True).get("Images", [])
+    except is_boto3_error_code(["InvalidAMIID.NotFound", "InvalidAMIID.Malformed"]):
+        images = []
+    if not images:
+        raise EnclaveInstanceError(f"image_id: {image_id} is not an AMI available in {region}", "image_id")
+    return images[0]
+
+
+def root_device_of(module: AnsibleAWSModule, client: Any) -> dict[str, Any] | None:
+    """The AMI's root device name and size when the root volume needs settings, else None (the AMI's defaults)."""
+    params = module.params
+    if not params["root_volume_encrypted"] and not params["root_volume_size"]:
+        return None
+    image = describe_image(client, params["image_id"], module.region)
+    name = image.get("RootDeviceName") or "/dev/xvda"
+    mapping = next((m for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == name), {})
+    return {"name": name, "size": mapping.get("Ebs", {}).get("VolumeSize")}
+
+
+def ensure_checked(module: AnsibleAWSModule, client: Any) -> dict[str, Any]:
+    """Pre-flight: the type can host enclaves and the AMI exists; nothing changes."""
+    verdict = check_instance_type(client, module.params["instance_type"], module.region)
+    if verdict.inferred:
+        module.warn(verdict.reason)
+    image = describe_image(client, module.params["image_id"], module.region)
+    return {
+        "changed": False,
+        "instance": {},
+        "instance_ids": [],
+        "enclave_support": verdict.as_dict(),
+        "image": {
+            "image_id": image["ImageId"],
+            "architecture": image.get("Architecture"),
+            "root_device_name": image.get("RootDeviceName"),
+        },
+    }
+
+
 def wait_for(module: AnsibleAWSModule, client: Any, waiter_name: str, instance_ids: list[str]) -> None:
     if module.check_mode or not module.params["wait"]:
         return
@@ -420,13 +492,14 @@ def wait_for(module: AnsibleAWSModule, client: Any, waiter_name: str, instance_i
 
 def launch(module: AnsibleAWSModule, client: Any) -> dict[str, Any]:
     params = module.params
+    root_device = root_device_of(module, client)
     if module.check_mode:
         try:
-            client.run_instances(**launch_request(params, uuid.uuid4().hex, dry_run=True))
+            client.run_instances(**launch_request(params, uuid.uuid4().hex, dry_run=True, root_device=root_device))
         except is_boto3_error_code("DryRunOperation"):
             pass
         return {"changed": True, "instance": {}, "instance_ids": [], "msg": "Would have launched an enclave parent."}
-    reservation = run_instances(client, **launch_request(params, uuid.uuid4().hex))
+    reservation = run_instances(client, **launch_request(params, uuid.uuid4().hex, root_device=root_device))
     instance_id = reservation["Instances"][0]["InstanceId"]
     wait_for(module, client, "instance_running", [instance_id])
     return {"changed": True, "instance": describe_one(client, instance_id), "instance_ids": [instance_id]}
@@ -499,7 +572,7 @@ def ensure_absent(module: AnsibleAWSModule, client: Any) -> tuple[dict[str, Any]
 
 def main() -> None:
     argument_spec = {
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "state": {"type": "str", "choices": ["present", "absent", "checked"], "default": "present"},
         "name": {"type": "str", "required": True},
         "cluster": {"type": "str", "required": True},
         "node_role": {"type": "str", "default": "master"},
@@ -511,6 +584,8 @@ def main() -> None:
         "iam_instance_profile": {"type": "str"},
         "user_data": {"type": "str"},
         "metadata_http_tokens": {"type": "str", "choices": ["optional", "required"], "default": "required"},
+        "root_volume_encrypted": {"type": "bool", "default": True},
+        "root_volume_size": {"type": "int"},
         "wait": {"type": "bool", "default": True},
         "wait_timeout": {"type": "int", "default": 600},
         "tags": {"type": "dict", "aliases": ["resource_tags"]},
@@ -518,7 +593,7 @@ def main() -> None:
     }
     module = AnsibleAWSModule(
         argument_spec=argument_spec,
-        required_if=[("state", "present", ["image_id"])],
+        required_if=[("state", "present", ["image_id"]), ("state", "checked", ["image_id"])],
         supports_check_mode=True,
     )
     try:
@@ -531,7 +606,9 @@ def main() -> None:
     client = module.client("ec2", retry_decorator=retry_decorator)
 
     try:
-        if module.params["state"] == "present":
+        if module.params["state"] == "checked":
+            result, before, after = ensure_checked(module, client), {}, {}
+        elif module.params["state"] == "present":
             result, before, after = ensure_present(module, client)
         else:
             result, before, after = ensure_absent(module, client)

@@ -33,7 +33,8 @@ options:
     type: str
     required: true
   node_id:
-    description: The node id the token was staked for; also the K3s node name.
+    description: The node id the token was staked for; also the K3s node name (lower-case letters, digits, C(-) and
+      C(.), at most 64 characters).
     type: str
     required: true
   node_ip:
@@ -93,7 +94,7 @@ options:
     type: path
     default: /usr/local/bin/k3s
   service:
-    description: The K3s agent's systemd unit.
+    description: The K3s agent's systemd unit (a C(.service) unit name).
     type: str
     default: k3s-agent.service
   manage_service:
@@ -165,9 +166,13 @@ config_path:
   type: str
 """
 
+import ipaddress
 import os
+import re
 import socket
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ansible_collections.k3sdaas.core.plugins.module_utils.module import K3sdaasModule, failure
 
@@ -175,11 +180,13 @@ try:
     from pysui.abstracts.client_keypair import SignatureScheme
     from pysui.sui.sui_crypto import create_new_keypair
 
-    from k3sdaas.agent.join import JoinSpec, address_towards, current_server, plan, register
+    from k3sdaas.agent.join import LABEL_VALUE, TAINT, JoinSpec, address_towards, current_server, plan, register
     from k3sdaas.agent.master import MasterLink, ensure_node_key, registry_pcrs
     from k3sdaas.attestation import PcrPolicy, load_root
     from k3sdaas.chain import ChainSettings, normalize_address
     from k3sdaas.chain.keys import signer_from_text
+    from k3sdaas.chain.transport import parse_rpc_url, tls_context
+    from k3sdaas.errors import K3sdaasError
 except ImportError:
     pass  # K3sdaasModule reports the missing runtime
 
@@ -215,6 +222,90 @@ def main():
     module.guarded(run, module)
 
 
+# Kubernetes names: a node name (RFC 1123, and at most the 64 bytes a token's node id may have on chain),
+# a label key (optional DNS prefix, then a name of at most 63 characters) and a systemd unit name.
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,62}[a-z0-9])?")
+LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@-]{1,250}\.service")
+MAX_PEM_BYTES = 1024 * 1024
+
+
+def path_problem(value, must_exist, kind):
+    """Why ``value`` is not a usable path of file type ``kind`` (absent is fine unless ``must_exist``), or None."""
+    if not value or not os.path.isabs(value) or len(value) > 4096:
+        return f"must be an absolute path of at most 4096 characters, got {value[:80]!r}"
+    try:
+        found = os.stat(value)
+    except FileNotFoundError:
+        return f"{value} does not exist" if must_exist else None
+    except OSError as exc:
+        return f"{value[:80]} cannot be read: {exc.strerror}"
+    if stat.S_IFMT(found.st_mode) != kind:
+        return f"{value} is not a {'directory' if kind == stat.S_IFDIR else 'regular file'}"
+    if must_exist and found.st_size > MAX_PEM_BYTES:  # a PEM file, read whole
+        return f"{value} is larger than {MAX_PEM_BYTES} bytes"
+    return None
+
+
+def url_problem(value):
+    try:
+        parts = urlsplit(value)
+        usable = (len(value) <= 2048 and parts.scheme == "https" and parts.hostname and parts.port != 0
+                  and parts.path in ("", "/") and not parts.query and not parts.fragment)
+    except ValueError:  # a bad IPv6 literal or port
+        usable = False
+    return None if usable else f"must be https://host[:port] of the master, got {value[:80]!r}"
+
+
+def problem_of(check, *args):
+    """``check(*args)``'s refusal as text (K3sdaasError, ValueError), or None: fail_json is called outside of it."""
+    try:
+        check(*args)
+    except (K3sdaasError, ValueError, TypeError) as exc:
+        return f"is not usable: {exc}"
+    return None
+
+
+def problems(params):
+    """(option, why) for every bad option, checked before anything is sent to the master or written."""
+    found = [("master_url", url_problem(params["master_url"]))]
+    if not NODE_NAME.fullmatch(params["node_id"]):
+        found.append(("node_id", "must be a Kubernetes node name (lower-case letters, digits, '-' and '.', at most "
+                                 f"64 characters), got {params['node_id'][:80]!r}"))
+    if params["node_ip"] is not None:
+        found.append(("node_ip", problem_of(ipaddress.ip_address, params["node_ip"])))
+    if not params["pool"] or not LABEL_VALUE.fullmatch(params["pool"]):
+        found.append(("pool", f"must be a non-empty Kubernetes label value, got {params['pool'][:80]!r}"))
+    found.extend(("node_labels", f"{str(key)[:80]!r}={str(value)[:80]!r} is not a Kubernetes label")
+                 for key, value in params["node_labels"].items()
+                 if not LABEL_KEY.fullmatch(str(key)) or not LABEL_VALUE.fullmatch(str(value)))
+    found.extend(("node_taints", f"{taint[:80]!r} is not key[=value]:NoSchedule|PreferNoSchedule|NoExecute")
+                 for taint in params["node_taints"] if not TAINT.fullmatch(taint))
+    if not UNIT_NAME.fullmatch(params["service"]):
+        found.append(("service", f"must be a systemd service unit name, got {params['service'][:80]!r}"))
+    if params["sui_rpc_url"] is not None:
+        found.append(("sui_rpc_url", problem_of(parse_rpc_url, params["sui_rpc_url"])))
+    for option, load in (("sui_ca_file", tls_context), ("attestation_root", load_root)):
+        if params[option] is not None:
+            found.append((option, path_problem(params[option], True, stat.S_IFREG)
+                          or problem_of(load, params[option])))
+    found.append(("config_dir", path_problem(params["config_dir"], False, stat.S_IFDIR)))
+    found.append(("env_file", path_problem(params["env_file"], False, stat.S_IFREG)))
+    found.append(("key_file", path_problem(params["key_file"], not params["create_key"], stat.S_IFREG)))
+    return [(option, why) for option, why in found if why]
+
+
+def validate(module):
+    params = module.params
+    for option, why in problems(params)[:1]:
+        module.fail_json(msg=f"{option} {why}", field=option, error_type="InvalidInput")
+    binary = params["k3s_binary"]
+    if params["manage_service"] and not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        module.fail_json(msg=f"K3s is missing: k3s_binary {binary[:200]} is not an executable file (run role "
+                             "k3sdaas.core.worker_node or k3s_agent first)", field="k3s_binary",
+                         error_type="K3sMissing")
+
+
 def service_state(module, service):
     """(enabled, active) of the unit; fails naming K3s when the unit does not exist."""
     systemctl = module.get_bin_path("systemctl", required=True)
@@ -234,6 +325,9 @@ def policy_of(module):
         if missing or len(pcrs) != 3:
             module.fail_json(msg="expected_pcrs must have exactly the keys pcr0, pcr1 and pcr2", field="expected_pcrs",
                              error_type="InvalidInput")
+        why = problem_of(PcrPolicy.for_image, pcrs["pcr0"], pcrs["pcr1"], pcrs["pcr2"])
+        if why:
+            module.fail_json(msg=f"expected_pcrs {why}", field="expected_pcrs", error_type="InvalidInput")
         return PcrPolicy.for_image(pcrs["pcr0"], pcrs["pcr1"], pcrs["pcr2"])
     # Reading the registry signs nothing; the client still wants a key, so a throw-away one.
     reader = signer_from_text(create_new_keypair(scheme=SignatureScheme.ED25519)[1].to_bech32())
@@ -244,14 +338,11 @@ def policy_of(module):
 
 def run(module):
     params = module.params
+    validate(module)
     token_id = normalize_address(params["token_id"], "token_id")
     config_path = Path(params["config_dir"]) / "config.yaml"
     result = dict(changed=False, config_path=str(config_path), key_created=False)
     if params["manage_service"]:
-        if not os.path.exists(params["k3s_binary"]):
-            module.fail_json(msg=f"K3s is missing: {params['k3s_binary']} does not exist (run role "
-                                 "k3sdaas.core.worker_node or k3s_agent first)", field="k3s_binary",
-                             error_type="K3sMissing", **result)
         enabled, active = service_state(module, params["service"])
     else:
         enabled = active = True

@@ -116,6 +116,13 @@ token:
   description: The whole token, as M(k3sdaas.core.sui_stake) returns it; empty when there is none.
   returned: always
   type: dict
+slash_reasons:
+  description: The reasons the token was slashed for, oldest first (from the chain's C(Slashed) events); empty when
+    it never was or there is no token.
+  returned: always
+  type: list
+  elements: str
+  sample: ["incident-2024-0042: attestation mismatch"]
 returned_mist:
   description: MIST paid back by O(state=absent).
   returned: always
@@ -187,6 +194,7 @@ def summary(token, returned_mist=0):
             expires_at_ms=0,
             seconds_left=0,
             token={},
+            slash_reasons=[],
             returned_mist=returned_mist,
         )
     data = token.as_dict()
@@ -198,6 +206,7 @@ def summary(token, returned_mist=0):
         expires_at_ms=token.expires_at_ms,
         seconds_left=data["seconds_left"],
         token=data,
+        slash_reasons=[],
         returned_mist=returned_mist,
     )
 
@@ -218,7 +227,8 @@ async def run(module, client, token_id, min_tier):
             check_requirements(module, after, min_tier)
             return dict(summary(after), changed=True, diff=token_diff(token.as_dict(), after.as_dict()))
     check_requirements(module, token, min_tier)
-    return dict(summary(token), changed=False)
+    reasons = await client.slash_reasons(token.token_id) if token is not None and token.slashed else []
+    return dict(summary(token), slash_reasons=reasons, changed=False)
 
 
 def main():
