@@ -13,20 +13,25 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import testinfra
 from testinfra.host import Host
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 DEPLOY = PROJECT / ".state" / "deploy"
 KUBECTL = shutil.which("kubectl") or str(PROJECT / ".state/kubectl-1.20/usr/bin/kubectl")
+# The deployment's own hosts (inventories/local), reached as Ansible reaches them; molecule's inventory lists none.
+MASTER = testinfra.get_host("docker://k3sdaas-master-1")
+WORKERS = {name: testinfra.get_host(f"docker://{name}") for name in ("k3sdaas-worker-1", "k3sdaas-worker-2")}
 
 
-def is_master(host: Host) -> bool:
-    return "k3sdaas_master" in host.ansible.get_variables()["group_names"]
+def ansible_env() -> dict[str, str]:
+    """The user's environment, not molecule's (its ANSIBLE_CONFIG names no inventory)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}
+    return {**env, "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "collections")}
 
 
-def test_master_runs_its_enclave_as_a_sibling_container_without_network(host: Host) -> None:
-    if not is_master(host):
-        pytest.skip("master only")
+def test_master_runs_its_enclave_as_a_sibling_container_without_network() -> None:
+    host = MASTER
     described = json.loads(host.check_output("nitro-cli describe-enclaves"))
     assert [e["State"] for e in described] == ["RUNNING"] and described[0]["EnclaveCID"] == 16
     assert described[0]["Flags"] == "NONE"  # not debug mode: the PCRs are real
@@ -35,22 +40,20 @@ def test_master_runs_its_enclave_as_a_sibling_container_without_network(host: Ho
     assert networks == ["none"]  # the enclave's only ways out are the parent's vsock sockets
 
 
-def test_master_forwards_only_its_ports(host: Host) -> None:
-    if not is_master(host):
-        pytest.skip("master only")
+def test_master_forwards_its_ports() -> None:
+    host = MASTER
     for unit in ("k3sdaas-vsock-forward-6443", "k3sdaas-vsock-proxy-sui", "k3sdaas-vsock-proxy-k3s",
                  "nitro-enclaves-allocator"):
         assert host.service(unit).is_running, unit
     assert host.socket("tcp://0.0.0.0:6443").is_listening
 
 
-def test_worker_key_config_and_agents(host: Host) -> None:
-    if is_master(host):
-        pytest.skip("workers only")
+@pytest.mark.parametrize("name", sorted(WORKERS))
+def test_worker_key_config_and_agents(name: str) -> None:
+    host: Host = WORKERS[name]
     key = host.file("/etc/k3sdaas/node.key")
     assert (key.mode, key.user) == (0o600, "k3sdaas-agent")
     config = host.file("/etc/rancher/k3s/config.yaml").content_string
-    name = host.ansible.get_variables()["inventory_hostname"]
     assert f"node-name: {name}" in config and "k3sdaas.io/tier=developer" in config
     for unit in ("k3s-agent", "k3sdaas-agent"):
         assert host.service(unit).is_running and host.service(unit).is_enabled, unit
@@ -77,7 +80,7 @@ def test_the_master_refuses_tls_1_2() -> None:
 
 
 def test_stage_4_passes() -> None:
-    run = subprocess.run([str(PROJECT / ".venv/bin/ansible-playbook"), "playbooks/4-system-integration-test.yml"],
-                         cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False,
-                         env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "collections")})
+    run = subprocess.run([str(PROJECT / ".venv/bin/ansible-playbook"), "-i", "inventories/local",
+                          "playbooks/4-system-integration-test.yml"],
+                         cwd=PROJECT, capture_output=True, text=True, timeout=600, check=False, env=ansible_env())
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
