@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 from testinfra.host import Host
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -38,6 +39,13 @@ def test_master_runs_its_enclave_as_a_sibling_container_without_network() -> Non
     networks = subprocess.run(["docker", "ps", "--filter", "label=k3sdaas.nitro.enclave-id", "--format",
                                "{{.Networks}}"], capture_output=True, text=True, check=True).stdout.split()
     assert networks == ["none"]  # the enclave's only ways out are the parent's vsock sockets
+
+
+@pytest.mark.parametrize(("name", "role"), [("k3sdaas-master-1", "master"), ("k3sdaas-worker-1", "worker"),
+                                           ("k3sdaas-worker-2", "worker")])
+def test_every_node_knows_its_id_and_role(name: str, role: str) -> None:
+    host = MASTER if name == "k3sdaas-master-1" else WORKERS[name]
+    assert yaml.safe_load(host.file("/etc/k3sdaas/node.yml").content_string) == {"node_id": name, "role": role}
 
 
 def test_master_forwards_its_ports() -> None:
