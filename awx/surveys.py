@@ -72,7 +72,7 @@ def spec_file(template: Template) -> Path:
     return SPECS / f"{imported_playbook(REPO / template.playbook)}.yml"
 
 
-def question(where: str, name: str, option: dict[str, Any]) -> dict[str, Any]:
+def question(where: str, name: str, option: dict[str, Any], bounds: list[int] | None = None) -> dict[str, Any]:
     unknown = set(option) - OPTION_KEYS
     if unknown:
         raise SpecError(f"{where}: option {name}: unknown keys {sorted(unknown)}")
@@ -112,6 +112,10 @@ def question(where: str, name: str, option: dict[str, Any]) -> dict[str, Any]:
             entry["default"] = default
     if entry["type"] in MAX_LENGTH:
         entry.update(min=0, max=MAX_LENGTH[entry["type"]])
+    if bounds is not None:  # the spec's `bounds`, which the playbook checks as well
+        if kind != "int" or len(bounds) != 2 or not all(isinstance(b, int) for b in bounds):
+            raise SpecError(f"{where}: bounds of {name}: [minimum, maximum] of an int option")
+        entry.update(min=bounds[0], max=bounds[1])
     return entry
 
 
@@ -123,7 +127,8 @@ def survey(template: Template, spec_path: Path) -> dict[str, Any]:
     return {
         "name": template.name,
         "description": spec.get("short_description", ""),
-        "spec": [question(where, name, option or {}) for name, option in spec["options"].items()],
+        "spec": [question(where, name, option or {}, (spec.get("bounds") or {}).get(name))
+                 for name, option in spec["options"].items()],
     }
 
 

@@ -192,8 +192,11 @@ start_local_sui_node() {
   mkdir -p "$sui_state"
   # The chain pins the local NSM simulator's root (as Sui pins AWS's), so the local master's attestation registers.
   local nitro_root=$state_dir/nsm/root.pem
+  # The local hosts (a worker's key refreshing or unstaking its token) dial it through the relay on their gateway.
+  local san
+  san=$(hosts_gateway)
   want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/sui/*.py "$repo"/localnet/src/k3sdaas_localnet/sui/handlers/*.py \
-    "$repo"/move/sources/*.move "$nitro_root")
+    "$repo"/localnet/src/k3sdaas_localnet/pki.py "$repo"/move/sources/*.move "$nitro_root" <(echo "$san"))
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     if stamp_matches "$stamp" "$want" && port_open "$port"; then
@@ -207,7 +210,7 @@ start_local_sui_node() {
   port_open "$port" && die "127.0.0.1:$port is in use by another program; stop it (the local Sui node needs the port)"
   say "starting the local Sui node on 127.0.0.1:$port (log: $log)"
   setsid nohup "$repo/.venv/bin/k3sdaas-localnet" sui --state "$sui_state" --port "$port" --nitro-root "$nitro_root" \
-    >>"$log" 2>&1 </dev/null {lock_fd}>&- &
+    --tls-san "$san" >>"$log" 2>&1 </dev/null {lock_fd}>&- &
   echo $! >"$pidfile"
   local waited=0
   until port_open "$port"; do
@@ -249,7 +252,8 @@ start_local_kube_api() {
   # The local hosts reach it (their K3s supervisor/API) through the relay on their network's gateway.
   local san
   san=$(hosts_gateway)
-  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/kube/*.py <(echo "$san"))
+  want=$(content_hash "$repo"/localnet/src/k3sdaas_localnet/kube/*.py "$repo"/localnet/src/k3sdaas_localnet/pki.py \
+    <(echo "$san"))
   [[ -f $pidfile ]] && pid=$(<"$pidfile")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     if stamp_matches "$stamp" "$want" && port_open "$port" && [[ -f $kube_state/admin.kubeconfig ]]; then

@@ -37,7 +37,9 @@ def scratch_hosts(env_tools: EnvTools, docker_engine: None, tmp_path: Path) -> I
     suffix = uuid.uuid4().hex[:8]
     variables = {"local_hosts_hosts": [f"k3sdaas-envtest-{suffix}"], "local_hosts_network": f"k3sdaas-envtest-{suffix}"}
     yield variables
-    env_tools.run(["docker", "rm", "-f", *variables["local_hosts_hosts"]], check=False)
+    leftovers = env_tools.run(["docker", "ps", "-aq", "--filter", f"name=k3sdaas-envtest-{suffix}"]).stdout.split()
+    if leftovers:
+        env_tools.run(["docker", "rm", "-f", *leftovers], check=False)
     env_tools.run(["docker", "network", "rm", variables["local_hosts_network"]], check=False)
 
 
@@ -70,14 +72,25 @@ def test_present_starts_unprivileged_systemd_hosts_and_absent_removes_them(
     booted = env_tools.run(["docker", "exec", host, "systemctl", "is-system-running"], check=False)
     assert booted.stdout.strip() == "running"
 
+    # Enclave containers as the nitro-cli simulator labels them (tests/nitro/test_docker.py checks the label):
+    # the host's own goes with it, another deployment's on the same engine stays.
+    enclaves = {parent: f"{host}-enclave-of-{parent}" for parent in (host, f"{host}-other")}
+    for parent, name in enclaves.items():
+        env_tools.run(["docker", "create", "--name", name, "--label", f"k3sdaas.nitro.parent={parent}",
+                       "--label", "k3sdaas.nitro.enclave-id=i-0-enc1", "k3sdaas-base:latest"])
+
     absent_vars = extra_vars(tmp_path, {**scratch_hosts, "local_hosts_state": "absent"})
     previewed = env_tools.run_playbook(play, "--check", "-e", absent_vars)
-    assert previewed["localhost"]["changed"] == 2
+    assert previewed["localhost"]["changed"] == 2  # the host and its enclave
     assert env_tools.inspect("container", host) is not None  # check mode only reports the removal
+    assert env_tools.inspect("container", enclaves[host]) is not None
 
     removed = env_tools.run_playbook(play, "-e", absent_vars)
     assert removed["localhost"]["changed"] == 2
     assert env_tools.inspect("container", host) is None
+    assert env_tools.inspect("container", enclaves[host]) is None
+    assert env_tools.inspect("container", enclaves[f"{host}-other"]) is not None
+    env_tools.run(["docker", "rm", enclaves[f"{host}-other"]])
     # The network stays: scripts/setup.sh owns the hosts' network and binds its relays to its gateway.
     assert env_tools.inspect("network", network) is not None
     env_tools.run(["docker", "network", "rm", network])

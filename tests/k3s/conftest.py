@@ -39,13 +39,15 @@ class Kube:
     def api(self) -> client.ApiClient:
         return config.new_client_from_config(str(self.kubeconfig))
 
-    def join_token(self) -> str:
-        """A fresh bootstrap token as the master hands it out: ``K10<CA sha256>::<id>.<secret>``."""
+    def join_token(self, expiration: str = "") -> str:
+        """A fresh bootstrap token as the master hands it out: ``K10<CA sha256>::<id>.<secret>`` (RFC 3339
+        ``expiration``, as the master's 10-minute tokens have, or none)."""
         alphabet = string.ascii_lowercase + string.digits
         token_id = "".join(secrets.choice(alphabet) for _ in range(6))
         secret = "".join(secrets.choice(alphabet) for _ in range(16))
         data = {"token-id": token_id, "token-secret": secret, "usage-bootstrap-authentication": "true",
-                "usage-bootstrap-signing": "true", "auth-extra-groups": NODE_TOKEN_GROUP}
+                "usage-bootstrap-signing": "true", "auth-extra-groups": NODE_TOKEN_GROUP,
+                **({"expiration": expiration} if expiration else {})}
         body = client.V1Secret(metadata=client.V1ObjectMeta(name=f"bootstrap-token-{token_id}"),
                                type="bootstrap.kubernetes.io/token",
                                data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -23,10 +24,10 @@ PLAY = """\
 """
 
 
-def apply(kube: Kube, tmp_path: Path) -> PlaybookRun:
+def apply(kube: Kube, tmp_path: Path, **variables: Any) -> PlaybookRun:
     playbook = tmp_path / "rbac.yml"
     playbook.write_text(PLAY)
-    return run_playbook(playbook, local=True, extra_vars={"k3s_rbac_kubeconfig": str(kube.kubeconfig)})
+    return run_playbook(playbook, local=True, extra_vars={"k3s_rbac_kubeconfig": str(kube.kubeconfig), **variables})
 
 
 def namespace(kube: Kube, name: str, developer: bool) -> None:
@@ -110,3 +111,19 @@ def test_developer_rights_follow_the_namespace_label(applied: Kube, tmp_path: Pa
     run = apply(applied, tmp_path)
     assert run.returncode == 0 and run.stats["localhost"]["changed"] == 1, run.output
     assert not can_i(applied, "create", "pods", "-n", "team-b", group="k3sdaas:developer")
+
+
+def test_listed_developer_namespaces_are_made_with_the_label(applied: Kube, tmp_path: Path) -> None:
+    core = client.CoreV1Api(applied.api())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-c", labels={"owner": "c"})))
+    run = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["team-c", "team-d"])
+    assert run.returncode == 0, run.output
+    assert core.read_namespace("team-c").metadata.labels == {"owner": "c", "k3sdaas.io/developer": "true"}
+    assert core.read_namespace("team-d").metadata.labels["k3sdaas.io/developer"] == "true"
+    assert all(can_i(applied, "create", "pods", "-n", ns, group="k3sdaas:developer") for ns in ("team-c", "team-d"))
+    again = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["team-c", "team-d"])
+    assert again.returncode == 0 and again.stats["localhost"]["changed"] == 0, again.output
+
+    refused = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["Team_E"])
+    assert refused.returncode != 0 and "k3s_rbac_developer_namespaces" in refused.output
+    assert "Team_E" not in {n.metadata.name for n in core.list_namespace().items}

@@ -4,6 +4,7 @@ Lease, reports its pods Running, refuses a wrong CA hash, and stops cleanly on S
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -97,6 +98,53 @@ def test_sigterm_stops_cleanly_and_the_node_turns_not_ready(kube: Kube, agent: t
     assert process.wait(timeout=10) == 0
     assert f"node {name} stopped" in process.stdout.read()
     wait_for(lambda: ready(kube, name) != "True", timeout=20)  # the stand-in's grace is 3 s here
+
+
+def test_the_node_outlives_its_join_token_and_keeps_its_password(kube: Kube, tmp_path: Path) -> None:
+    # The master's join tokens live 10 minutes; a node lives on with the credential it got at join.
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)
+    token = kube.join_token(expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    config = write_config(tmp_path, kube, **{"node-name": "outlives-token"})
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(agent_command(config), env={**os.environ, "K3S_TOKEN": token},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def renewed() -> dt.datetime:
+        lease = client.CoordinationV1Api(kube.api()).read_namespaced_lease("outlives-token", "kube-node-lease")
+        return lease.spec.renew_time
+
+    process = start()
+    try:
+        wait_for(lambda: ready(kube, "outlives-token") == "True")
+        secret = client.CoreV1Api(kube.api()).read_namespaced_secret("outlives-token.node-password.k3s", "kube-system")
+        assert secret.type == "k3s.cattle.io/node-password" and secret.immutable
+        wait_for(lambda: dt.datetime.now(dt.UTC) > expires + dt.timedelta(seconds=1), timeout=10)
+        after_expiry = renewed()
+        wait_for(lambda: renewed() > after_expiry, timeout=25)  # still renewing its lease (Ready, beyond the grace)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert "401" not in process.stderr.read()
+
+    restarted = start()  # the token has expired: the node's own credential brings it back
+    try:
+        wait_for(lambda: renewed() > after_expiry + dt.timedelta(seconds=10), timeout=25)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=10)
+
+    # Another host claiming that node name (its own password) is refused with K3s's words.
+    (tmp_path / "impostor").mkdir()
+    impostor = write_config(tmp_path / "impostor", kube, **{"node-name": "outlives-token"})
+    refused = subprocess.Popen(agent_command(impostor), env={**os.environ, "K3S_TOKEN": kube.join_token()},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert refused.stderr is not None
+        assert "403: Node password rejected" in refused.stderr.readline()  # it waits and asks again, as K3s does
+    finally:
+        refused.kill()
+        refused.wait()
 
 
 def test_wrong_ca_hash_is_refused_with_k3s_wording(kube: Kube, tmp_path: Path) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from helpers.sui import no_transaction_reaches
 
-from .conftest import SUI, Cluster, changed, summary
+from .conftest import SUI, Cluster, changed, new_signer, summary
 
 DAY_MS = 86_400_000
 
@@ -108,3 +109,18 @@ def test_teardown_unstakes_when_asked(cluster: Cluster, node_ids: Callable[[int]
     again = cluster.run("teardown", inventory, teardown_confirm=True, teardown_unstake=True)
     assert changed(again) == 0, again.output
     assert summary(again)["unstaked"] == {}
+
+
+def test_teardown_of_a_chain_without_the_deployment_has_nothing_to_unstake(cluster: Cluster, tmp_path: Path) -> None:
+    stranger = new_signer()  # a key that never published a deployment
+    cluster.node.faucet(stranger.address, 1 * SUI)
+    key = tmp_path / "stranger.key"
+    key.write_text(stranger.keystring)
+    key.chmod(0o600)
+    inventory = cluster.inventory(k3sdaas_sui_package_id="", k3sdaas_sui_environment={
+        "SUI_RPC_URL": cluster.node.url, "SUI_KEY_FILE": str(key), "SUI_CA_FILE": str(cluster.node.ca_path)})
+
+    with no_transaction_reaches(cluster.node):  # it looks for the deployment, and finds none
+        run = cluster.run("teardown", inventory, teardown_confirm=True, teardown_unstake=True)
+    assert run.returncode == 0, run.output
+    assert changed(run) == 0 and summary(run)["unstaked"] == {}

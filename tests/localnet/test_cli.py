@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -92,3 +93,44 @@ def test_node_exits_with_a_clear_error_when_its_port_is_taken(tmp_path: Path) ->
                               capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def _handshake(port: int, ca_path: Path, address: str) -> str | None:
+    """None when TLS to ``address`` verifies against the node's CA (the name checked is the address dialled)."""
+    context = ssl.create_default_context(cafile=str(ca_path))
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((address, port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname=address):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message)
+
+
+def test_tls_san_names_another_address_and_keeps_the_ca(tmp_path: Path) -> None:
+    state = tmp_path / "chain"
+
+    def serve(*extra: str) -> tuple[subprocess.Popen[str], int]:
+        process = subprocess.Popen(localnet("--state", str(state), "--host", "0.0.0.0", "--port", "0", *extra),
+                                   stdout=subprocess.PIPE, text=True)
+        endpoint = process.stdout.readline().strip()  # type: ignore[union-attr]
+        return process, int(endpoint.rsplit(":", 1)[1])
+
+    ca_path = state / "tls" / "ca.pem"
+    process, port = serve()
+    try:
+        assert _handshake(port, ca_path, "127.0.0.1") is None
+        assert _handshake(port, ca_path, "127.0.0.2") is not None  # loopback too, but not a name of the certificate
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    ca = ca_path.read_bytes()
+
+    process, port = serve("--tls-san", "127.0.0.2")
+    try:
+        assert _handshake(port, ca_path, "127.0.0.2") is None
+        assert _handshake(port, ca_path, "127.0.0.3") is not None
+        assert ca_path.read_bytes() == ca  # clients that pinned the CA keep working
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -50,7 +50,7 @@ def check(response: Any) -> None:
 
 def test_every_operation_of_the_spec_is_fuzzed(master: Master) -> None:
     operations = spec_operations(master)
-    assert len(operations) == 11
+    assert len(operations) == 12
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(operation=st.sampled_from(operations), body=BODIES, auth=AUTH, raw=st.none() | st.binary(max_size=200))

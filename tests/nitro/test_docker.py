@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import tarfile
 import time
@@ -121,6 +122,7 @@ def test_run_enclave_runs_the_eif_as_a_container(sim, sim_state, tiny_image, tmp
         inspected = json.loads(_docker("inspect", container))[0]
         assert inspected["State"]["Running"] and inspected["HostConfig"]["NetworkMode"] == "none"
         assert inspected["Config"]["Labels"]["k3sdaas.nitro.enclave-id"] == info["EnclaveID"]
+        assert inspected["Config"]["Labels"]["k3sdaas.nitro.parent"] == socket.gethostname()  # local_hosts reads it
         assert "GREETING=hi" in inspected["Config"]["Env"]
         console_log = sim_state.console_log(container.rsplit("-", 1)[1])
         assert _wait_for(lambda: b"nsm-socket-present" in console_log.read_bytes())

@@ -30,7 +30,7 @@ from pysui.sui.sui_grpc.pgrpc_clients import GrpcProtocolClient
 from pysui.sui.sui_grpc.pgrpc_filters import Literal, build_event_filter
 
 from . import abi
-from .amounts import MIST_PER_SUI, format_sui
+from .amounts import MAX_U64, MIST_PER_SUI, format_sui
 from .dynamic_fields import derive_dynamic_field_id, uleb128
 from .errors import (
     AbortInfo,
@@ -647,8 +647,19 @@ class ChainClient:
                 field="amount",
             )
 
-    async def stake(self, node_id: str | bytes, amount_mist: int, owner: str | None = None) -> SealToken:
-        """Stake ``amount_mist`` for ``node_id``; the minted SealToken goes to ``owner`` (default: signer)."""
+    async def stake(self, node_id: str | bytes, amount_mist: int, owner: str | None = None,
+                    token_ttl_ms: int | None = None) -> SealToken:
+        """Stake ``amount_mist`` for ``node_id``; the minted SealToken goes to ``owner`` (default: signer).
+
+        ``token_ttl_ms`` gives this token a lifetime of its own instead of the pool's (a short-lived grant, a
+        test identity, a token that is already expired); it needs the pool's AdminCap, held by the signer.
+        A token's lifetime is the pool's when it is minted, so one transaction sets the pool's lifetime, stakes
+        and mints, and sets the lifetime back to the value read from the pool just before: transactions on the
+        shared pool are sequenced, so no other token is minted with the short lifetime. (An admin's change of
+        the pool's lifetime between that read and this transaction would be undone: pysui declares the pool
+        immutable for a getter called first in the transaction, so the value cannot be read inside it. Its
+        owner can still refresh the token, which gives it the pool's lifetime.)
+        """
         deployment = self._require_deployment()
         raw = encode_node_id(node_id)
         recipient = normalize_address(owner, "owner") if owner else self.address
@@ -656,12 +667,25 @@ class ChainClient:
             raise InsufficientStake(
                 f"stake {format_sui(amount_mist)} is below the {format_sui(abi.MIN_STAKE_MIST)} minimum", field="amount"
             )
+        if token_ttl_ms is not None and (isinstance(token_ttl_ms, bool) or not isinstance(token_ttl_ms, int)
+                                         or not 0 < token_ttl_ms <= MAX_U64):
+            raise InvalidArgument(f"token_ttl_ms must be an integer from 1 to {MAX_U64} (milliseconds), "
+                                  f"got {token_ttl_ms!r:.40}", field="token_ttl_ms")
         await self._check_can_pay(amount_mist)
         target = self._target(abi.STAKING, "stake_and_mint_seal")
+        set_ttl = self._target(abi.STAKING, "set_token_ttl")
+        lifetime: tuple[str, int, int] | None = None  # (AdminCap, this token's lifetime, the pool's)
+        if token_ttl_ms is not None:
+            cap = await self._admin_cap()  # NotOwner naming key_file, before anything is built
+            lifetime = (cap, token_ttl_ms, (await self.pool_state()).token_ttl_ms)
 
         async def build(txn: Any) -> None:
+            if lifetime:
+                await txn.move_call(target=set_ttl, arguments=[deployment.pool_id, lifetime[0], lifetime[1]])
             coin = await txn.split_coin(coin=txn.gas, amounts=[amount_mist])
             await txn.move_call(target=target, arguments=[deployment.pool_id, coin, raw, recipient, abi.CLOCK_ID])
+            if lifetime:
+                await txn.move_call(target=set_ttl, arguments=[deployment.pool_id, lifetime[0], lifetime[2]])
 
         outcome = await self._transact(f"stake for node {decode_node_id(raw)}", build)
         tokens = outcome.created_of("::staking::SealToken")

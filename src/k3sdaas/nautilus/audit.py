@@ -44,6 +44,8 @@ INTENT_AUDIT_ANCHOR = 1  # k8s_gateway::INTENT_AUDIT_ANCHOR
 MAX_BATCH = 10_000  # one anchor per batch; a proof is log2(batch) hashes
 MAX_LINE_BYTES = 64 * 1024
 MAX_PATH_CHARS = 2048
+MAX_REQUEST_ID_CHARS = 128  # what AuditRequests keeps of a client's X-Request-Id
+RECENT_REQUEST_IDS = 10_000  # client request ids whose seq the log remembers (the newest), for GET /audit/proof
 PROOF_FORMAT = "k3sdaas-audit-proof/1"
 Sign = Callable[[bytes], bytes]
 
@@ -190,6 +192,7 @@ class AuditLog:
         self._written = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.anchored: list[tuple[int, int, str]] = []  # (first_seq, last_seq, tx digest), this run
+        self._request_seqs: dict[str, int] = {}  # client request id -> seq, insertion ordered, bounded
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.next_seq, self.last_hash = self._recover()
 
@@ -260,6 +263,8 @@ class AuditLog:
                 identity, tier = resolved[who]
             else:
                 identity, tier = who, given_tier
+            if given_id:
+                self._remember_request(given_id, seq)
             request_id = given_id or f"{self._boot}-{seq}"
             body = BODY % (_str(identity), latency_us, _str(path), prev, _str(request_id), seq, status, tier, time_ms,
                            _str(verb))
@@ -271,6 +276,16 @@ class AuditLog:
         self.next_seq, self.last_hash = seq, prev
         return lines, hashes
 
+    def _remember_request(self, request_id: str, seq: int) -> None:
+        self._request_seqs.pop(request_id, None)  # a reused id names its newest record
+        self._request_seqs[request_id] = seq
+        if len(self._request_seqs) > RECENT_REQUEST_IDS:
+            del self._request_seqs[next(iter(self._request_seqs))]
+
+    def seq_of(self, request_id: str) -> int | None:
+        """The seq of the newest record with this client request id, among the last RECENT_REQUEST_IDS."""
+        return self._request_seqs.get(request_id)
+
     def _append(self, lines: list[bytes]) -> None:
         with open(self.path, "ab") as out:
             out.write(b"".join(lines))
@@ -280,8 +295,8 @@ class AuditLog:
     # ----- anchoring
     @property
     def anchored_seq(self) -> int:
-        """The first seq not anchored yet."""
-        return self.next_seq - len(self._unanchored)
+        """The first seq not anchored yet (records serialized but not written are not anchored either)."""
+        return self.next_seq - len(self._unwritten[1]) - len(self._unanchored)
 
     async def _anchor_forever(self) -> None:
         while True:
@@ -407,7 +422,7 @@ class AuditRequests:
                 if name == b"authorization":
                     authorization = value
                 elif name == b"x-request-id":
-                    request_id = value[:128]
+                    request_id = value[:MAX_REQUEST_ID_CHARS]
             self.audit.record_credential(authorization.decode("latin-1"), scope.get("method", "GET"), scope["path"],
                                          status, time.perf_counter() - started, request_id.decode("latin-1"))
 
@@ -454,6 +469,9 @@ def install(app: Any, master: Any) -> AuditLog:
     audit = AuditLog(Path(master.config.state_dir) / "audit.log", ChainAnchor(master.chain.client, sign),
                      batch_size=batch, anchor_interval=interval, identify=master_identify(master.authenticate))
     app.add_middleware(AuditRequests, audit=audit)
+    from .audit_proof import route  # the endpoint reads this module's proofs (imported late: it imports them)
+
+    app.router.routes.insert(0, route(master, audit))  # before the proxy's catch-alls
     return audit
 
 

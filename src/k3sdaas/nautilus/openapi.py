@@ -60,6 +60,10 @@ def spec(server_url: str) -> dict[str, Any]:
             "/api/v1/nodes": {"get": _op("Registered workers, Ready or NotReady", secured=True)},
             "/api/v1/staking/status": {"get": _op("The caller's stake and the pool", secured=True,
                                                   errors=(403, 503))},
+            "/audit/proof": {"get": _op("The inclusion proof of the audit record of a request sent with "
+                                        "X-Request-Id (admin tier)", secured=True, errors=(400, 403, 404, 409))
+                             | {"parameters": [{"name": "request_id", "in": "query", "required": True,
+                                                "schema": {"type": "string", "maxLength": 128}}]}},
             "/health": {"get": _op("Liveness and chain status", errors=())},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OK"}}}},
             "/openapi.json": {"get": _op("This document", errors=())},

@@ -80,10 +80,10 @@ class ChainAccess:
                 client = ChainClient(self.settings)
                 await client.connect()
                 try:
+                    # The registry (attestation, audit anchors) is always the package's; the pool may be another.
+                    deployment = await client.resolve_deployment(self.config.package_id)
                     if self.config.pool_id:
-                        client.deployment = Deployment(self.config.package_id, self.config.pool_id, "")
-                    else:
-                        await client.resolve_deployment(self.config.package_id)
+                        client.deployment = dataclasses.replace(deployment, pool_id=self.config.pool_id)
                 except BaseException:
                     await client.close()
                     raise

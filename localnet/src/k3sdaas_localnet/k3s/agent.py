@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -44,27 +45,30 @@ def now_micro() -> str:
 
 
 class Api:
-    """A minimal Kubernetes API client over the stdlib, authenticated with the join token."""
+    """A minimal Kubernetes API client over the stdlib, with one ``Authorization`` header."""
 
-    def __init__(self, server: str, ca: bytes, token: Token) -> None:
+    def __init__(self, server: str, ca: bytes, authorization: str) -> None:
         self.server = server
         self.context = ssl.create_default_context(cadata=ca.decode())
-        self.authorization = token.authorization()
+        self.authorization = authorization
 
-    def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        data = None if body is None else json.dumps(body).encode()
+    def request(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> bytes:
         request = urllib.request.Request(f"{self.server}{path}", data=data, method=method, headers={
-            "Authorization": self.authorization, "Accept": "application/json", "Content-Type": content_type,
-            "User-Agent": "k3s-stand-in-agent/kubelet"})
+            "Authorization": self.authorization, "User-Agent": "k3s-stand-in-agent/kubelet", **headers})
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=TIMEOUT) as response:
-                return json.loads(response.read(MAX_RESPONSE_BYTES) or b"{}")
+                return bytes(response.read(MAX_RESPONSE_BYTES))
         except urllib.error.HTTPError as error:
             try:
                 message = json.loads(error.read(65536)).get("message", error.reason)
             except ValueError:
                 message = error.reason
             raise ApiError(error.code, str(message)) from None
+
+    def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        answer = self.request(method, path, data, {"Accept": "application/json", "Content-Type": content_type})
+        return json.loads(answer or b"{}")
 
 
 def node_id() -> str:
@@ -123,7 +127,22 @@ class Agent:
         agent_dir = self.config.data_dir / "agent"
         agent_dir.mkdir(parents=True, exist_ok=True)
         (agent_dir / "server-ca.crt").write_bytes(ca)
-        self.api = Api(self.config.server, ca, token)
+        # K3s keeps the node password in /etc/rancher/node/password; the stand-in keeps it with its data.
+        password_file = agent_dir / "node-password"
+        if not password_file.exists():
+            with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_hex(16))
+        password = password_file.read_text().strip()
+        # The join token only buys the node its kubelet credential, once; the node lives on without it.
+        certificate = agent_dir / "client-kubelet.crt"
+        if not certificate.exists():
+            joining = Api(self.config.server, ca, token.authorization())
+            issued = joining.request("GET", "/v1-k3s/client-kubelet.crt", None, {
+                "k3s-Node-Name": self.name, "k3s-Node-Password": password})
+            with os.fdopen(os.open(certificate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                out.write(issued)  # certificate and key, as K3s keeps them
+        basic = base64.b64encode(f"{self.name}:{password}".encode()).decode()  # the stand-in's system:node:<name>
+        self.api = Api(self.config.server, ca, f"Basic {basic}")
         self.address = self.config.node_ip or local_ip(self.config.server)
 
     def node_object(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ then serve. Every error is a ``Status`` object.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -24,14 +26,19 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from .. import pki
 from . import errors, patch, policy, protobuf, resources
 from .auth import (
     MASTERS,
+    NODE_NAME,
+    NODE_PREFIX,
+    NODES,
     Attributes,
     Authenticator,
     BadImpersonation,
     BootstrapTokens,
     Forbidden,
+    NodePasswords,
     Rbac,
     ServiceAccountTokens,
     StaticToken,
@@ -73,8 +80,10 @@ class KubeApi:
     """The ASGI application. ``ca_pem`` is served on /cacerts; ``admin_token`` is the cluster-admin credential."""
 
     def __init__(self, state: Path, ca_pem: bytes, admin_token: str, grace_seconds: float = 40.0) -> None:
+        self.state = state
         self.store = Store(state / "kube.db")
         self.ca_pem = ca_pem
+        self.node_passwords = NodePasswords(self.store)
         self.rbac = Rbac(self.store)
         # The authenticator chain; a TokenReview webhook link can be appended the same way.
         self.authenticators: list[Authenticator] = [
@@ -118,7 +127,15 @@ class KubeApi:
     def _user(self, headers: Any) -> UserInfo:
         header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        user = authenticate(self.authenticators, token.strip()) if scheme.lower() == "bearer" and token else None
+        user = None
+        if scheme.lower() == "bearer" and token:
+            user = authenticate(self.authenticators, token.strip())
+        elif scheme.lower() == "basic" and token:
+            try:
+                username, _, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise ApiError(401, "Unauthorized") from None
+            user = self.node_passwords.authenticate_basic(username, password)
         if user is None:
             raise ApiError(401, "Unauthorized")
         try:
@@ -129,6 +146,25 @@ class KubeApi:
             a = exc.attributes
             resource = f"{a.resource}/{a.subresource}" if a.subresource else a.resource
             raise errors.forbidden(str(exc), None, resource, a.name) from None
+
+    def _client_kubelet_cert(self, request: Request) -> Response:
+        """K3s's supervisor: a node's kubelet client certificate for the join token (or the node's own
+        credentials), keeping the node's password on first use and refusing another one after."""
+        if request.method != "GET":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        user = self._user(request.headers)
+        node = request.headers.get("k3s-node-name", "")
+        password = request.headers.get("k3s-node-password", "")
+        if not NODE_NAME.match(node) or not 0 < len(password) <= 256:
+            raise ApiError(400, "k3s-Node-Name (a node name) and k3s-Node-Password (1 to 256 characters) are required")
+        allowed = {MASTERS, "system:bootstrappers"} & set(user.groups) or user.name == f"{NODE_PREFIX}{node}"
+        if not allowed:
+            raise ApiError(403, f'User "{user.name}" cannot get the kubelet client certificate of node "{node}"')
+        if not self.node_passwords.enroll(node, password):
+            raise ApiError(403, "Node password rejected, duplicate hostname or contents of "
+                                "'/etc/rancher/node/password' may not match server node-passwd entry, try enabling "
+                                "a unique node name with the --with-node-id flag")
+        return Response(pki.issue_client(self.state, f"{NODE_PREFIX}{node}", [NODES]), media_type="text/plain")
 
     def _authorize(self, user: UserInfo, info: RequestInfo, resource: Resource | None) -> None:
         attrs = Attributes(user, info.verb, info.resource_request, info.namespace, info.group, info.resource,
@@ -145,6 +181,8 @@ class KubeApi:
             return PlainTextResponse("pong")
         if path == "/cacerts":
             return Response(self.ca_pem, media_type="text/plain")
+        if path == "/v1-k3s/client-kubelet.crt":
+            return self._client_kubelet_cert(request)
         info = request_info(request.method, path, dict(request.query_params))
         user = self._user(request.headers)
         resource = BY_PATH.get((info.group, info.version, info.resource)) if info.resource_request else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import hmac
+import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -133,6 +135,63 @@ class ServiceAccountTokens:
                     return None
                 return service_account_user(namespace, name)
         return None
+
+
+NODE_PREFIX = "system:node:"
+NODES = "system:nodes"
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+MAX_NODE_PASSWORD = 256
+
+
+def _scrypt(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+class NodePasswords:
+    """K3s's node passwords: the supervisor keeps ``kube-system/<node>.node-password.k3s`` (a scrypt hash of the
+    ``k3s-Node-Password`` the agent sent at its first join) and refuses another password for that node.
+
+    The real kubelet then authenticates with the client certificate issued at join; the stand-in's HTTP server
+    cannot read client certificates, so its kubelet sends Basic ``<node>:<password>`` (RFC 7617 user ids have no
+    colon), which this checks the same way and takes for ``system:node:<node>``. Either way a node outlives its
+    bootstrap token."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @staticmethod
+    def secret_name(node: str) -> str:
+        return f"{node}.node-password.k3s"
+
+    def matches(self, node: str, password: str) -> bool | None:
+        """None when the node has no password yet."""
+        secret = self.store.get("/secrets", "kube-system", self.secret_name(node))
+        if secret is None:
+            return None
+        salt, _, digest = _secret_field(secret, "hash").partition("$")
+        try:
+            expected = bytes.fromhex(digest)
+            return hmac.compare_digest(_scrypt(password, bytes.fromhex(salt)), expected)
+        except ValueError:
+            return False
+
+    def enroll(self, node: str, password: str) -> bool:
+        """Keep the first password of a node; False when another one is given."""
+        known = self.matches(node, password)
+        if known is None:
+            salt = os.urandom(16)
+            stored = f"{salt.hex()}${_scrypt(password, salt).hex()}"
+            self.store.create("/secrets", {
+                "apiVersion": "v1", "kind": "Secret", "type": "k3s.cattle.io/node-password", "immutable": True,
+                "metadata": {"name": self.secret_name(node), "namespace": "kube-system"},
+                "data": {"hash": base64.b64encode(stored.encode()).decode()}})
+            return True
+        return known
+
+    def authenticate_basic(self, node: str, password: str) -> UserInfo | None:
+        if not NODE_NAME.match(node) or len(password) > MAX_NODE_PASSWORD or not self.matches(node, password):
+            return None
+        return UserInfo(f"{NODE_PREFIX}{node}", groups=(NODES, AUTHENTICATED))
 
 
 def service_account_user(namespace: str, name: str, uid: str = "") -> UserInfo:

@@ -2,9 +2,9 @@
 
 The bootstrap policy is the subset of kube-apiserver's default RBAC objects clients rely on
 (cluster-admin for system:masters, discovery, self reviews), plus ``system:node`` bound to the groups
-K3s agents join with: real K3s exchanges the join token for a kubelet certificate (user
-``system:node:<name>``, group ``system:nodes``) at ``/v1-k3s/client-kubelet.crt``; the stand-in agent
-uses the bootstrap token itself, so the binding names its group too.
+K3s agents run as: the join token is exchanged for a kubelet credential (user ``system:node:<name>``,
+group ``system:nodes``) at ``/v1-k3s/client-kubelet.crt``. The binding also names the join tokens' group, a
+simplification of the stand-in (real bootstrappers may only ask for certificates).
 """
 
 from __future__ import annotations

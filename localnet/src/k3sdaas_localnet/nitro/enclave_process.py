@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -118,6 +119,9 @@ class Enclave:
             str(cpus),
             "--label",
             f"k3sdaas.nitro.enclave-id={self.record.enclave_id}",
+            # A sibling container outlives its parent host; this names the parent so its owner can clean up.
+            "--label",
+            f"k3sdaas.nitro.parent={socket.gethostname()}",
             "-v",
             f"{self.run_dir}:{IN_CONTAINER_RUN_DIR}",
             "-e",

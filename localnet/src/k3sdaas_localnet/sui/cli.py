@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     sui.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     sui.add_argument("--port", type=int, default=9000, help="listen port (0 picks a free one; default 9000)")
     sui.add_argument("--nitro-root", type=Path, help="PEM root for Nitro attestation documents (default: AWS root)")
+    sui.add_argument("--tls-san", action="append", default=[],
+                     help="extra name or IP for the serving certificate (an address other hosts dial)")
     sui.add_argument("--faucet-port", type=int, help="also serve a Sui-style HTTP faucet (POST /v2/gas) on this port")
     actions = sui.add_subparsers(dest="action")
     faucet = actions.add_parser("faucet", help="mint a Coin<SUI> to an address")
@@ -51,7 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         started: asyncio.Future[NodeInfo] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(run(args.state, args.host, args.port, root, args.faucet_port, started))
+        server = asyncio.create_task(run(args.state, args.host, args.port, root, args.faucet_port, started,
+                                         args.tls_san))
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.cancel)
         # A node that cannot start (port taken, say) must exit with its error, not wait forever.
         await asyncio.wait({started, server}, return_when=asyncio.FIRST_COMPLETED)

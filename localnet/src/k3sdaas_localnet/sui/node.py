@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +53,11 @@ class SuiNode:
     """A running node; use :meth:`start`/:meth:`stop` inside an event loop."""
 
     def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
-                 nitro_root: x509.Certificate | None = None, faucet_port: int | None = None) -> None:
+                 nitro_root: x509.Certificate | None = None, faucet_port: int | None = None,
+                 tls_sans: Sequence[str] = ()) -> None:
         self.state_dir = Path(state_dir)
         self.host, self.port, self.faucet_port = host, port, faucet_port
+        self.tls_sans = [host, *tls_sans]  # the certificate names every address clients may dial
         self.ledger = Ledger(self.state_dir, NodeConfig(nitro_root=nitro_root))
         self.service = SuiNodeService(self.ledger)
         self._server = grpclib.server.Server([self.service])
@@ -73,7 +75,7 @@ class SuiNode:
 
     async def start(self) -> NodeInfo:
         cert_dir = self.state_dir / CERT_DIR
-        ca_path = tls.ensure_certificates(cert_dir)
+        ca_path = tls.ensure_certificates(cert_dir, self.tls_sans)
         sock = self._bind(self.port)
         await self._server.start(sock=sock, ssl=tls.server_context(cert_dir))
         faucet_port = None
@@ -99,9 +101,10 @@ class SuiNode:
 
 
 async def run(state_dir: Path, host: str, port: int, nitro_root: x509.Certificate | None,
-              faucet_port: int | None = None, started: asyncio.Future[NodeInfo] | None = None) -> None:
+              faucet_port: int | None = None, started: asyncio.Future[NodeInfo] | None = None,
+              tls_sans: Sequence[str] = ()) -> None:
     """Run until cancelled."""
-    node = SuiNode(state_dir, host=host, port=port, nitro_root=nitro_root, faucet_port=faucet_port)
+    node = SuiNode(state_dir, host=host, port=port, nitro_root=nitro_root, faucet_port=faucet_port, tls_sans=tls_sans)
     info = await node.start()
     if started is not None:
         started.set_result(info)

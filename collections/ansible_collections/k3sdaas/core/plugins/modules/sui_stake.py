@@ -48,6 +48,18 @@ options:
       - A node whose live token has another owner than O(owner), or than the signer when O(owner) is not set,
         makes the module fail rather than stake twice or top up someone else's token.
     type: str
+  token_ttl_ms:
+    description:
+      - The lifetime, in milliseconds, of a SealToken this run mints, instead of the pool's (see
+        M(k3sdaas.core.sui_pool)); for short-lived grants and test identities. V(1) mints a token that has
+        already expired when it is read.
+      - Needs the signer to hold the pool's AdminCap. The run sets the pool's lifetime, stakes and mints, and sets
+        the pool's lifetime back, all in one transaction, so no other token gets this lifetime and the pool's
+        stays as it was.
+      - Ignored when the node already has a token (a top-up keeps the token's expiry), so a re-run with the same
+        options changes nothing. Ignored with O(state=absent).
+      - The token's owner can refresh it, which gives it the pool's lifetime.
+    type: int
   allow_restake:
     description:
       - With V(false), a node that was staked and unstaked in this pool before is not staked again, so that a
@@ -83,6 +95,22 @@ EXAMPLES = r"""
     package_id: "{{ k3sdaas_package_id }}"
     node_id: worker-1
     amount: 5 SUI
+
+- name: A test identity whose token has already expired (the signer holds the pool's AdminCap)
+  k3sdaas.core.sui_stake:
+    package_id: "{{ k3sdaas_package_id }}"
+    node_id: expired-probe
+    amount: 0.5
+    token_ttl_ms: 1
+  register: expired
+
+- name: A one-hour grant for a contractor's node, whatever the pool's token lifetime
+  k3sdaas.core.sui_stake:
+    package_id: "{{ k3sdaas_package_id }}"
+    node_id: contractor-1
+    owner: "{{ contractor_address }}"
+    amount: 2
+    token_ttl_ms: 3600000
 
 - name: Retire worker-3 for good
   k3sdaas.core.sui_stake:
@@ -151,7 +179,13 @@ address:
   type: str
 """
 
-from ansible_collections.k3sdaas.core.plugins.module_utils.sui import SuiModule, address, amount_in_mist, token_diff
+from ansible_collections.k3sdaas.core.plugins.module_utils.sui import (
+    U64_MAX,
+    SuiModule,
+    address,
+    amount_in_mist,
+    token_diff,
+)
 
 
 def committed(token):
@@ -168,7 +202,8 @@ async def ensure_present(module, client, wanted_mist, owner):
             module.warn(f"node {node_id} was unstaked before and allow_restake is false; not staking it")
             return dict(result, token={})
         result.update(changed=True, added_mist=wanted_mist)
-        after = (await client.stake(node_id, wanted_mist, owner)).as_dict()  # simulated in check mode
+        # simulated in check mode, the AdminCap calls of token_ttl_ms with it
+        after = (await client.stake(node_id, wanted_mist, owner, module.params["token_ttl_ms"])).as_dict()
         return dict(result, token=after, diff=token_diff(None, after))
     # Checked whether or not owner is set: without it the signer's own token is meant, never another's.
     if token.owner != (owner or client.address):
@@ -204,8 +239,10 @@ def main():
             unit=dict(type="str", choices=["SUI", "MIST"], default="SUI"),
             owner=dict(type="str"),
             allow_restake=dict(type="bool", default=True),
+            token_ttl_ms=dict(type="int", no_log=False),
         ),
         required_if=[["state", "present", ["amount"]]],
+        ranges=dict(token_ttl_ms=(1, U64_MAX)),
     )
     if module.params["state"] == "absent":
         module.execute(lambda client: ensure_absent(module, client))
