@@ -83,10 +83,16 @@ def raw_request(master: Master, request: bytes, *, tls: bool = True) -> tuple[st
     context = ssl.create_default_context(cafile=str(master.cert))
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         conn = context.wrap_socket(sock, server_hostname=host) if tls else sock
-        conn.sendall(request)
+        try:
+            conn.sendall(request)
+        except OSError:  # nginx may answer (414, 431) and close before a huge request is all sent
+            pass
         answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except OSError:  # the close that follows such an answer; what came before it is the answer
+            pass
     head, _, body = answer.partition(b"\r\n\r\n")
     line, *fields = head.decode("latin-1").split("\r\n")
     return line, {k.strip().lower(): v.strip() for k, v in (f.split(":", 1) for f in fields)}, body
