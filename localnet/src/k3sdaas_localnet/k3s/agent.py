@@ -71,6 +71,12 @@ class Api:
         return json.loads(answer or b"{}")
 
 
+def write_secret(path: Path, data: bytes) -> None:
+    """0600 from the start (stdlib only: the stand-in runs on the host's python3, without cryptography)."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(data)
+
+
 def node_id() -> str:
     """The random suffix --with-node-id appends, kept in /etc/rancher/node/id like K3s keeps it."""
     if NODE_ID_FILE.exists():
@@ -130,8 +136,7 @@ class Agent:
         # K3s keeps the node password in /etc/rancher/node/password; the stand-in keeps it with its data.
         password_file = agent_dir / "node-password"
         if not password_file.exists():
-            with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-                out.write(secrets.token_hex(16))
+            write_secret(password_file, secrets.token_hex(16).encode())
         password = password_file.read_text().strip()
         # The join token only buys the node its kubelet credential, once; the node lives on without it.
         certificate = agent_dir / "client-kubelet.crt"
@@ -139,8 +144,7 @@ class Agent:
             joining = Api(self.config.server, ca, token.authorization())
             issued = joining.request("GET", "/v1-k3s/client-kubelet.crt", None, {
                 "k3s-Node-Name": self.name, "k3s-Node-Password": password})
-            with os.fdopen(os.open(certificate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-                out.write(issued)  # certificate and key, as K3s keeps them
+            write_secret(certificate, issued)  # certificate and key, as K3s keeps them
         basic = base64.b64encode(f"{self.name}:{password}".encode()).decode()  # the stand-in's system:node:<name>
         self.api = Api(self.config.server, ca, f"Basic {basic}")
         self.address = self.config.node_ip or local_ip(self.config.server)
