@@ -5,7 +5,8 @@
 #   2. the Docker engine (started in the background)   5. npm tools for the Move formatter
 #   3. the Python venv .venv with the project installed, and links to the collections it bundles
 #   6. the local Sui node (k3sdaas-localnet sui on 127.0.0.1:9000) and a funded operator key
-#   7. kubectl when the machine has none, and the local Kubernetes API (k3sdaas-localnet kube on 127.0.0.1:6444)
+#   7. kubectl when the machine has none (.state/bin/kubectl is the one the local default runs), and the local
+#      Kubernetes API (k3sdaas-localnet kube on 127.0.0.1:6444)
 #   8. the simulated NSM for the Nautilus master (k3sdaas-localnet nsm on .state/nsm/nsm.sock)
 set -Eeuo pipefail
 
@@ -243,6 +244,19 @@ install_kubectl() {
   rm -rf "$download"
 }
 
+# The kubectl the local default's checks run, .state/bin/kubectl (inventories/local): see pick_kubectl.
+link_kubectl() {
+  local chosen
+  chosen=$(pick_kubectl "$state_dir/kubectl-1.20/usr/bin/kubectl")
+  mkdir -p "$state_dir/bin"
+  if [[ $(readlink "$state_dir/bin/kubectl" || true) == "$chosen" ]]; then
+    say "kubectl for the local default up to date ($chosen)"
+  else
+    ln -sfn "$chosen" "$state_dir/bin/kubectl"
+    say "linked .state/bin/kubectl to $chosen, the kubectl the local default runs"
+  fi
+}
+
 # The Kubernetes API stand-in on the K3s API/supervisor port, detached like the Sui node and restarted
 # when its code changes; it writes .state/kube/admin.kubeconfig once it serves.
 start_local_kube_api() {
@@ -355,6 +369,7 @@ prepare_sui_operator() {
 started=$SECONDS
 install_debian_packages
 install_kubectl
+link_kubectl
 start_docker_engine
 install_python_venv
 link_bundled_collections

@@ -14,16 +14,25 @@ collection="$root/collections/ansible_collections/k3sdaas/core"
 
 failed=()
 passed=()
+# Usage: gate NAME BUDGET COMMAND...  A gate over its budget (seconds) is stopped, with everything it runs, and
+# fails; what was running just before is printed, so a hang names itself and the later gates still run.
 gate() {
-  local name=$1
-  shift
-  printf '\n==> gate: %s\n' "$name"
+  local name=$1 budget=$2 status watchdog
+  shift 2
+  printf '\n==> gate: %s (budget %ss)\n' "$name" "$budget"
   local started=$SECONDS
-  if "$@"; then
+  (sleep "$((budget - 10))" && printf '\n==> gate %s is 10 s from its budget; running now:\n%s\n' "$name" \
+    "$(ps -eo pid,etimes,args --forest | cut -c1-220 | tail -n 80)") &
+  watchdog=$!
+  timeout --kill-after=30 "$budget" bash -c '"$@"' gate "$@"
+  status=$?
+  kill "$watchdog" 2>/dev/null
+  if [ "$status" -eq 0 ]; then
     passed+=("$name")
     printf '==> gate %s passed (%ss)\n' "$name" $((SECONDS - started))
   else
     failed+=("$name")
+    [ "$status" -eq 124 ] || [ "$status" -eq 137 ] && printf '==> gate %s ran out of its %ss budget\n' "$name" "$budget"
     printf '==> gate %s FAILED (%ss)\n' "$name" $((SECONDS - started))
   fi
 }
@@ -100,15 +109,19 @@ lint() {
   return "$status"
 }
 
-gate ansible-lint ansible-lint --profile production
-gate lint lint
-gate collection-build collection_build
-gate sanity ansible_test sanity --venv --python 3.11 --requirements
-gate units ansible_test units --local --python 3.11
-gate move bash move/check.sh
-gate molecule molecule test --all
+# The gates' functions and paths, for the shell each gate runs in.
+export root collection
+export -f ansible_test pytest_gate collection_build shell_scripts lint
+# Budgets about twice a gate's time on this kind of machine; together under CI's 90 minutes.
+gate ansible-lint 300 ansible-lint --profile production
+gate lint 300 lint
+gate collection-build 300 collection_build
+gate sanity 600 ansible_test sanity --venv --python 3.11 --requirements
+gate units 300 ansible_test units --local --python 3.11
+gate move 300 bash move/check.sh
+gate molecule 1800 molecule test --all
 # Two workers, whole files each: a file's tests share their fixtures (private nodes, servers, hosts).
-gate pytest pytest_gate -n 2 --dist loadfile tests
+gate pytest 2100 pytest_gate -n 2 --dist loadfile --durations=25 tests
 
 printf '\n==> gates passed: %s\n' "${passed[*]:-none}"
 if [ "${#failed[@]}" -gt 0 ]; then

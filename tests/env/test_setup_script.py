@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,31 @@ def test_stamp_matches_only_the_written_value(env_tools: EnvTools, tmp_path: Pat
     assert env_tools.bash_lib(f"stamp_matches {stamp} abd && echo yes || echo no").strip() == "no"
 
 
+def test_pick_kubectl_skips_the_gcloud_dispatcher(env_tools: EnvTools, tmp_path: Path) -> None:
+    tools = tmp_path / "tools"  # a PATH with the helpers' own tools only, so the machine's kubectl is not found
+    tools.mkdir()
+    for tool in ("find", "sort", "tail", "readlink", "dirname"):
+        (tools / tool).symlink_to(shutil.which(tool) or tool)
+    sdk = tmp_path / "sdk"
+    sdk.mkdir()
+    for name in ("kubectl", "kubectl.1.9", "kubectl.1.10", "kubectl.1.33"):
+        (sdk / name).write_text("#!/bin/sh\n")
+    on_path = tmp_path / "bin"
+    on_path.mkdir()
+
+    def pick() -> str:
+        return env_tools.bash_lib(f"PATH={on_path}:{tools} pick_kubectl /fallback/kubectl").strip()
+
+    (on_path / "kubectl").write_text("#!/bin/sh\n")  # a plain kubectl, nothing beside it
+    (on_path / "kubectl").chmod(0o755)
+    assert pick() == str(on_path / "kubectl")
+    (on_path / "kubectl").unlink()
+    assert pick() == "/fallback/kubectl"
+    (sdk / "kubectl").chmod(0o755)
+    (on_path / "kubectl").symlink_to(sdk / "kubectl")  # gcloud's layout: the dispatcher linked onto PATH
+    assert pick() == str(sdk / "kubectl.1.33")
+
+
 @pytest.mark.docker
 @pytest.mark.skipif(os.geteuid() != 0, reason="scripts/setup.sh installs Debian packages and needs root")
 def test_second_setup_run_reports_no_work(env_tools: EnvTools, docker_engine: None) -> None:
@@ -54,5 +80,6 @@ def test_second_setup_run_reports_no_work(env_tools: EnvTools, docker_engine: No
     again = env_tools.run(["scripts/setup.sh"])
     progress = [line for line in again.stdout.splitlines() if line.startswith("==> ")]
     assert [line for line in progress if any(word in line for word in WORK_WORDS)] == []
-    for step in ("Debian packages up to date", "python venv up to date", "base image up to date"):
+    for step in ("Debian packages up to date", "python venv up to date", "base image up to date",
+                 "kubectl for the local default up to date"):
         assert any(step in line for line in progress), f"missing '{step}' in:\n{again.stdout}"

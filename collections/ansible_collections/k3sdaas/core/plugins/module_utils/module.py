@@ -105,6 +105,10 @@ class K3sdaasModule:
     def fail_json(self, msg, **kwargs):
         self._module.fail_json(msg=msg, **kwargs)
 
+    def hide(self, secret):
+        """Mask ``secret`` wherever it would appear in this module's result (a value found at run time)."""
+        self._module.no_log_values.add(secret)
+
     def warn(self, warning):
         self._module.warn(warning)
 

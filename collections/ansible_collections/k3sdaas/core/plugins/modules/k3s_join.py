@@ -105,6 +105,13 @@ options:
     description: Seconds to wait for each answer of the master, 1 to 120.
     type: float
     default: 10
+  start_timeout:
+    description:
+      - Seconds to wait, 1 to 3600, for O(service) to become active after it is (re)started. K3s's units are
+        C(Type=notify) without a start timeout, so the agent is started without blocking and the module fails,
+        with the agent's last log lines, when it is not ready in time (for example when it cannot reach its server).
+    type: float
+    default: 120
 extends_documentation_fragment:
   - k3sdaas.core.attributes
   - k3sdaas.core.attributes.check_mode_full
@@ -171,6 +178,7 @@ import os
 import re
 import socket
 import stat
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -214,8 +222,9 @@ def main():
             service=dict(type="str", default="k3s-agent.service"),
             manage_service=dict(type="bool", default=True),
             timeout=dict(type="float", default=10.0),
+            start_timeout=dict(type="float", default=120.0),
         ),
-        ranges={"timeout": (1, 120)},
+        ranges={"timeout": (1, 120), "start_timeout": (1, 3600)},
         required_one_of=[("expected_pcrs", "package_id")],
         required_by={"package_id": "sui_rpc_url"},
     )
@@ -306,15 +315,48 @@ def validate(module):
                          error_type="K3sMissing")
 
 
+def unit_properties(module, service, *names):
+    systemctl = module.get_bin_path("systemctl", required=True)
+    rc, out, _err = module.run_command([systemctl, "show", service, "--property=" + ",".join(names)])
+    return rc, dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
 def service_state(module, service):
     """(enabled, active) of the unit; fails naming K3s when the unit does not exist."""
-    systemctl = module.get_bin_path("systemctl", required=True)
-    rc, out, _err = module.run_command([systemctl, "show", service, "--property=LoadState,ActiveState,UnitFileState"])
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    rc, props = unit_properties(module, service, "LoadState", "ActiveState", "UnitFileState")
     if rc != 0 or props.get("LoadState") != "loaded":
         module.fail_json(msg=f"K3s is missing: unit {service} is not installed (run role k3sdaas.core.worker_node "
                              "or k3s_agent first)", field="service", error_type="K3sMissing")
     return props.get("UnitFileState") == "enabled", props.get("ActiveState") == "active"
+
+
+def start_agent(module, service, restart, timeout, result):
+    """Enable and (re)start the unit, then wait at most ``timeout`` seconds for it to be active.
+
+    K3s's units are Type=notify with TimeoutStartSec=0: a blocking ``systemctl restart`` waits for ever on an
+    agent that keeps retrying an unreachable server, so the job is queued with --no-block and watched here.
+    """
+    systemctl = module.get_bin_path("systemctl", required=True)
+    before = unit_properties(module, service, "InvocationID")[1].get("InvocationID", "")
+    if restart:
+        module.run_command([systemctl, "daemon-reload"], check_rc=True)
+    module.run_command([systemctl, "enable", service], check_rc=True)
+    module.run_command([systemctl, "restart" if restart else "start", "--no-block", service], check_rc=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        props = unit_properties(module, service, "ActiveState", "SubState", "InvocationID")[1]
+        started = not restart or props.get("InvocationID", "") not in ("", before)
+        if started and props.get("ActiveState") == "active":
+            return
+        if (started and props.get("ActiveState") == "failed") or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    journalctl = module.get_bin_path("journalctl")
+    log = module.run_command([journalctl, "--unit", service, "--lines", "10", "--no-pager", "--output", "cat"])[1] \
+        if journalctl else ""
+    module.fail_json(msg=f"the K3s agent {service} is not active {timeout:g} s after its start "
+                         f"({props.get('ActiveState')}/{props.get('SubState')}); its last log lines:\n{log.strip()}",
+                     field="start_timeout", error_type="AgentNotReady", **result)
 
 
 def policy_of(module):
@@ -371,6 +413,7 @@ def run(module):
         needs_join = not planned.files_ok
         if needs_join and not module.check_mode:
             material = register(link, signer, spec, planned)
+            module.hide(material["join_token"])  # the agent's log lines may be returned below
             registration.update(registered_now=True, supervisor_url=material["supervisor_url"],
                                 join_token_expires_at=material["join_token_expires_at"])
         elif not needs_join:
@@ -380,17 +423,12 @@ def run(module):
     finally:
         link.close()
     changed = needs_join or created
+    result.update(registration=registration)
     if params["manage_service"]:
         changed = changed or not (enabled and active)
-        if not module.check_mode:
-            systemctl = module.get_bin_path("systemctl", required=True)
-            if needs_join:
-                module.run_command([systemctl, "daemon-reload"], check_rc=True)
-                module.run_command([systemctl, "enable", params["service"]], check_rc=True)
-                module.run_command([systemctl, "restart", params["service"]], check_rc=True)
-            elif not (enabled and active):
-                module.run_command([systemctl, "enable", "--now", params["service"]], check_rc=True)
-    result.update(changed=changed, registration=registration)
+        if not module.check_mode and (needs_join or not (enabled and active)):
+            start_agent(module, params["service"], needs_join, params["start_timeout"], dict(result, changed=changed))
+    result.update(changed=changed)
     if module.diff_mode and needs_join:
         result["diff"] = planned.diff(config_path)
     module.exit_json(**result)
