@@ -103,7 +103,7 @@ shell_scripts() {
 lint() {
   # ruff and mypy read their settings (rules, files, justified exclusions) from pyproject.toml.
   local status=0
-  ruff check src localnet/src benchmarks tests enclave "$collection/plugins" || status=1
+  ruff check src localnet/src benchmarks tests enclave ansible_plugins "$collection/plugins" || status=1
   mypy || status=1
   shell_scripts | xargs -0 shellcheck -x || status=1
   return "$status"

@@ -4,7 +4,7 @@ The cases are generated from each module's real ``argument_spec`` (captured by r
 ``main()`` with AnsibleModule replaced by a recorder), so a new option is covered without editing this
 file: every option gets the bad values of its type, plus the option-specific ones below. Each case
 must fail with a message naming the option, as a deliberate fail_json and not an exception (the
-playbook runs with ANSIBLE_DISPLAY_TRACEBACK=always, which shows which one it was), and nothing may
+playbook runs with ANSIBLE_DISPLAY_TRACEBACK=error, which shows which one it was), and nothing may
 change: no transaction reaches the Sui node, the pool, balance and tokens read the same, no enclave or
 EIF appears, no EC2 instance exists.
 """
@@ -217,7 +217,7 @@ def run_battery(module: str, baseline: dict[str, Any], files: dict[str, str], tm
     arguments = [baseline] + [case_args(module, baseline, option, value, files) for option, value in all_cases]
     variables.write_text(json.dumps({"battery_cases": arguments}))
     run = run_playbook(playbook, "-e", f"@{variables}", local=True, timeout=1800,
-                       env={"ANSIBLE_DISPLAY_TRACEBACK": "always", **(env or {})})
+                       env={"ANSIBLE_DISPLAY_TRACEBACK": "error", **(env or {})})
     problems = []
     if "Traceback" in run.stderr:
         problems.append(f"a traceback was printed: {run.stderr[-2000:]}")
@@ -239,7 +239,7 @@ def run_battery(module: str, baseline: dict[str, Any], files: dict[str, str], tm
 def deliberate(result: dict[str, Any]) -> bool:
     """Whether a failure is a module's own fail_json rather than an exception.
 
-    With ANSIBLE_DISPLAY_TRACEBACK=always, ansible-core 2.19 attaches a traceback to every failure; for a
+    With ANSIBLE_DISPLAY_TRACEBACK=error, ansible-core 2.19 attaches a traceback to every failure; for a
     deliberate one the module's part ends in the fail_json call followed by its message, while a raised
     (or caught and reported) exception shows the exception instead.
     """

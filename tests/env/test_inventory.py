@@ -27,7 +27,7 @@ def test_one_master_and_two_workers_under_k3sdaas_nodes(inventory: dict[str, Any
 def test_nodes_are_reached_through_docker_and_localhost_runs_locally(inventory: dict[str, Any]) -> None:
     hostvars = inventory["_meta"]["hostvars"]
     nodes = inventory["k3sdaas_master"]["hosts"] + inventory["k3sdaas_workers"]["hosts"]
-    assert {hostvars[node]["ansible_connection"] for node in nodes} == {"community.docker.docker"}
+    assert {hostvars[node]["ansible_connection"] for node in nodes} == {"docker"}
     assert hostvars["localhost"]["ansible_connection"] == "local"
 
 

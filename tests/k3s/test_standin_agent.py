@@ -134,14 +134,21 @@ def test_the_node_outlives_its_join_token_and_keeps_its_password(kube: Kube, tmp
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=10)
 
-    # Another host claiming that node name (its own password) is refused with K3s's words.
+    # Another host claiming that node name (its own password) is refused with K3s's words, and keeps asking, as K3s
+    # does; once the Node is deleted its password Secret goes too (K3s's node controller) and the new host joins.
     (tmp_path / "impostor").mkdir()
     impostor = write_config(tmp_path / "impostor", kube, **{"node-name": "outlives-token"})
     refused = subprocess.Popen(agent_command(impostor), env={**os.environ, "K3S_TOKEN": kube.join_token()},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert refused.stderr is not None
-        assert "403: Node password rejected" in refused.stderr.readline()  # it waits and asks again, as K3s does
+        assert "403: Node password rejected" in refused.stderr.readline()
+        core = client.CoreV1Api(kube.api())
+        core.delete_node("outlives-token")
+        with pytest.raises(client.ApiException) as gone:
+            core.read_namespaced_secret("outlives-token.node-password.k3s", "kube-system")
+        assert gone.value.status == 404
+        wait_for(lambda: ready(kube, "outlives-token") == "True", timeout=30)
     finally:
         refused.kill()
         refused.wait()

@@ -124,3 +124,55 @@ def test_teardown_of_a_chain_without_the_deployment_has_nothing_to_unstake(clust
         run = cluster.run("teardown", inventory, teardown_confirm=True, teardown_unstake=True)
     assert run.returncode == 0, run.output
     assert changed(run) == 0 and summary(run)["unstaked"] == {}
+
+
+@pytest.mark.docker
+def test_teardown_deletes_its_hosts_kubernetes_nodes_and_so_their_node_passwords(
+        cluster: Cluster, node_ids: Callable[[int], list[str]]) -> None:
+    # The local Kubernetes API outlives the hosts: a Node left behind would keep its node password, and a new
+    # host of that name would be refused ("Node password rejected") for ever.
+    ours, other = node_ids(2)
+    for name in (ours, other):
+        assert cluster.kube.call("POST", "/api/v1/nodes", {"metadata": {"name": name}})[0] == 201
+        assert cluster.kube.call("POST", "/api/v1/namespaces/kube-system/secrets", {
+            "metadata": {"name": f"{name}.node-password.k3s"}, "type": "k3s.cattle.io/node-password",
+            "data": {"hash": "eA=="}})[0] == 201
+    inventory = cluster.inventory({ours: {"ansible_connection": "docker"}},
+                                  k3sdaas_k3s_admin_kubeconfig=str(cluster.kube.kubeconfig))
+
+    run = cluster.run("teardown", inventory, teardown_confirm=True)
+    assert changed(run) == 1, run.output
+    assert summary(run)["kubernetes_nodes_deleted"] == [ours]
+    assert cluster.kube.call("GET", f"/api/v1/nodes/{ours}")[0] == 404
+    assert cluster.kube.call("GET", f"/api/v1/namespaces/kube-system/secrets/{ours}.node-password.k3s")[0] == 404
+    assert cluster.kube.call("GET", f"/api/v1/nodes/{other}")[0] == 200  # not in this inventory: left alone
+
+    again = cluster.run("teardown", inventory, teardown_confirm=True)
+    assert changed(again) == 0, again.output
+    assert summary(again)["kubernetes_nodes_deleted"] == []
+
+
+@pytest.mark.docker
+def test_teardown_stops_before_removing_anything_when_a_node_key_cannot_unstake(
+        cluster: Cluster, node_ids: Callable[[int], list[str]]) -> None:
+    # The token's key lives only on its host, which is not there: removing the hosts would lock the stake for ever.
+    # (A host with nothing to unstake keeps the play going, as the master does: a play whose every host failed would
+    # end the run by itself.)
+    lost, tokenless = node_ids(2)
+    token = cluster.chain(lambda c: c.stake(lost, 2 * SUI, owner=new_signer().address))
+    inventory = cluster.inventory({lost: {"ansible_connection": "docker"}, tokenless: {"ansible_connection": "docker"}},
+                                  k3sdaas_k3s_admin_kubeconfig=str(cluster.kube.kubeconfig))
+
+    with no_transaction_reaches(cluster.node):  # it reads the token, and unstakes nothing
+        run = cluster.run("teardown", inventory, teardown_confirm=True, teardown_unstake=True)
+    assert run.returncode != 0
+    stops = [result["msg"] for name, result in run.results() if name == "Check every node key unstaked its token"]
+    assert len(stops) == 1, run.output[-6000:]
+    stop = stops[0]
+    assert stop == (f"the SealTokens of {lost} are owned by their node keys, which live only on those hosts, and were "
+                    "not unstaked there (see above); start the hosts (deploy-all.yml brings them back) and run "
+                    "teardown again, or leave teardown_unstake off to keep the stake; nothing was removed")
+    ran = {name for play in run.report["plays"] for name in [t["task"]["name"] for t in play["tasks"]]}
+    assert not ran & {"Remove the local systemd containers", "Unstake the tokens the operator owns",
+                      "Delete the removed hosts' Kubernetes nodes"}
+    assert cluster.token(lost) is not None

@@ -75,7 +75,7 @@ def wait_for_pod(cluster: Cluster, node: str) -> str:
 def test_node_key_tokens_are_handled_on_the_node(cluster: Cluster, worker: str,
                                                   node_ids: Callable[[int], list[str]]) -> None:
     inventory = cluster.inventory(
-        {worker: {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3",
+        {worker: {"ansible_connection": "docker", "ansible_python_interpreter": "/usr/bin/python3",
                   "worker_node_sui_rpc_url": cluster.node.url, "worker_node_sui_ca_file": "/etc/ssl/sui-ca.pem",
                   "k3s_simulated": True}},
         k3sdaas_operator_node_id=node_ids(1)[0])

@@ -30,9 +30,13 @@ from .errors import ChainError, InvalidArgument, ObjectNotFound, RpcUnavailable,
 from .keys import Signer
 
 T = TypeVar("T")
-# pysui logs every failed request with its traceback; without a handler Python prints those to stderr,
-# which would put tracebacks in module output. Whoever configures logging still gets them.
-logging.getLogger("pysui").addHandler(logging.NullHandler())
+# pysui logs every failed request with its traceback at ERROR, on loggers of its own outside "pysui" too, also for
+# the NOT_FOUND answers this client expects; callers get a ChainError instead. Propagated, the records would reach
+# whatever handles the root logger: Python's stderr fallback, or Mitogen's forwarding to the Ansible controller's
+# terminal. Whoever wants them attaches a handler to these loggers.
+for _name in ("pysui", "pgrpc_client", "pgql_client", "async_funcs", "mtobcs"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+    logging.getLogger(_name).propagate = False
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable, TLS (ssl.SSLError is an OSError)

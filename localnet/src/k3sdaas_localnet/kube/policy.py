@@ -15,6 +15,7 @@ import secrets
 from typing import Any
 
 from . import errors
+from .auth import NodePasswords
 from .errors import ApiError
 from .resources import Resource
 from .selectors import labels_match_selector
@@ -217,9 +218,12 @@ def after_create_namespace(namespace: dict[str, Any], store: Store) -> None:
 
 
 def after_delete(resource: Resource, obj: dict[str, Any], store: Store) -> None:
-    """A deleted namespace takes its objects along (at once: the stand-in has no Terminating phase)."""
+    """A deleted namespace takes its objects along (at once: the stand-in has no Terminating phase). A deleted
+    Node takes its password Secret along, as K3s's node controller does, so a new machine of that name can join."""
     if resource.kind == "Namespace":
         for key, name in store.namespaced_resources(obj["metadata"]["name"]):
             store.delete(key, obj["metadata"]["name"], name)
+    elif resource.kind == "Node":
+        store.delete("/secrets", "kube-system", NodePasswords.secret_name(obj["metadata"]["name"]))
 
 
