@@ -397,13 +397,13 @@ class EnclaveRun:
 
     # -------------------------------------------------------------- states
 
-    def ensure_built(self, with_resources):
-        """Rebuild when needed; return (eif info or None in check mode, result fields)."""
+    def ensure_built(self, with_resources, info):
+        """Rebuild when needed; return (eif info or None in check mode, result fields). ``info`` is the EIF as
+        read (``eif()``) at the start of this run: reading measures the whole file, so it is read once."""
         image = self.image()
         signing_digest = None
         if self.params["signing_certificate"]:
             signing_digest = file_sha256(self.params["signing_certificate"])
-        info = self.eif()
         reason = build_reason(
             read_record(record_path(self.eif_path)),
             image["Id"],
@@ -432,7 +432,7 @@ class EnclaveRun:
 
     def built(self):
         before = self.eif()
-        info, fields = self.ensure_built(None)
+        info, fields = self.ensure_built(None, before)
         after_pcrs = info["pcrs"] if info else {}
         return dict(
             fields,
@@ -458,7 +458,7 @@ class EnclaveRun:
                 eif_size,
             )
 
-        info, fields = self.ensure_built(resources)
+        info, fields = self.ensure_built(resources, self.eif())
         wanted_pcrs = info["pcrs"] if info else None
         if info is not None and "build" in self.actions:
             resources(info["size"])  # the exact EIF size is known only now
