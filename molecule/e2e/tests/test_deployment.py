@@ -41,6 +41,15 @@ def test_master_runs_its_enclave_as_a_sibling_container_without_network() -> Non
     assert networks == ["none"]  # the enclave's only ways out are the parent's vsock sockets
 
 
+def test_the_enclave_anchors_audit_batches_at_the_inventorys_interval() -> None:
+    # nautilus_master_audit_interval is baked into the image (measured into the PCRs), not passed at run time.
+    (enclave,) = subprocess.run(["docker", "ps", "--filter", "label=k3sdaas.nitro.enclave-id", "--format",
+                                 "{{.Names}}"], capture_output=True, text=True, check=True).stdout.split()
+    env = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", enclave],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert "K3SDAAS_NAUTILUS_AUDIT_INTERVAL=2" in env
+
+
 @pytest.mark.parametrize(("name", "role"), [("k3sdaas-master-1", "master"), ("k3sdaas-worker-1", "worker"),
                                            ("k3sdaas-worker-2", "worker")])
 def test_every_node_knows_its_id_and_role(name: str, role: str) -> None:
