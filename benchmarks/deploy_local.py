@@ -10,9 +10,9 @@ Usage: .venv/bin/python benchmarks/deploy_local.py [--keep-hosts] [--upgrade-ver
 5. ``playbooks/upgrade.yml`` for one worker (``--limit`` to it), timed, unless ``--upgrade-version`` is empty.
 The figures are printed together, with the baseline (the first run) beside the others.
 
-Last measured (2026-12-01, this 2-core machine, Mitogen strategy): setup 11.6 s apart; from nothing 170.1 s;
-again 56.9 s = 33 %, changed=0 on every host; upgrade of one worker 32.5 s. Under Ansible's own linear strategy
-(ANSIBLE_STRATEGY=linear) the same runs took 237.6 s and 139.4 s (59 %).
+Last measured (2026-12-02, this 2-core machine, Mitogen strategy, Docker images of earlier runs kept): setup
+1.5 s apart; from nothing 143.3 s; again 45.2 s = 32 %, changed=0 on every host; upgrade of one worker 27.7 s.
+Under Ansible's own linear strategy (ANSIBLE_STRATEGY=linear) the two runs took 237.6 s and 139.4 s (59 %).
 """
 
 from __future__ import annotations
