@@ -112,7 +112,7 @@ lint() {
 # The gates' functions and paths, for the shell each gate runs in.
 export root collection
 export -f ansible_test pytest_gate collection_build shell_scripts lint
-# Budgets with room over each gate's time here (molecule ~21 min, pytest ~20-25 min): one hung gate still leaves
+# Budgets with room over each gate's time here (molecule ~17 min, pytest ~11 min): one hung gate still leaves
 # the others their time inside CI's 90 minutes.
 gate ansible-lint 300 ansible-lint --profile production
 gate lint 300 lint
