@@ -154,6 +154,28 @@ def test_the_node_outlives_its_join_token_and_keeps_its_password(kube: Kube, tmp
         refused.wait()
 
 
+def test_a_node_deleted_while_stopped_rejoins_with_a_new_token(kube: Kube, tmp_path: Path) -> None:
+    # k3s-io/k3s#7797: the agent's kubelet certificate and password outlive its Node (a deleted Node, or a host that
+    # last joined another cluster); the server refuses that identity and the agent joins again with its token.
+    config = write_config(tmp_path, kube, **{"node-name": "deleted-while-stopped"})
+
+    def run_until_ready(token: str) -> str:
+        process = subprocess.Popen(agent_command(config), env={**os.environ, "K3S_TOKEN": token},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: ready(kube, "deleted-while-stopped") == "True", timeout=30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        return process.stderr.read() if process.stderr else ""
+
+    run_until_ready(kube.join_token())
+    certificate = (tmp_path / "data" / "agent" / "client-kubelet.crt").read_bytes()
+    client.CoreV1Api(kube.api()).delete_node("deleted-while-stopped")
+    assert "401" not in run_until_ready(kube.join_token())
+    assert (tmp_path / "data" / "agent" / "client-kubelet.crt").read_bytes() != certificate  # issued again
+
+
 def test_wrong_ca_hash_is_refused_with_k3s_wording(kube: Kube, tmp_path: Path) -> None:
     token = kube.join_token()
     wrong = "K10" + "0" * 64 + token[67:]

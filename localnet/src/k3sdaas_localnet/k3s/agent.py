@@ -138,14 +138,22 @@ class Agent:
         if not password_file.exists():
             write_secret(password_file, secrets.token_hex(16).encode())
         password = password_file.read_text().strip()
-        # The join token only buys the node its kubelet credential, once; the node lives on without it.
-        certificate = agent_dir / "client-kubelet.crt"
-        if not certificate.exists():
-            joining = Api(self.config.server, ca, token.authorization())
-            issued = joining.request("GET", "/v1-k3s/client-kubelet.crt", None, {
-                "k3s-Node-Name": self.name, "k3s-Node-Password": password})
-            write_secret(certificate, issued)  # certificate and key, as K3s keeps them
         basic = base64.b64encode(f"{self.name}:{password}".encode()).decode()  # the stand-in's system:node:<name>
+        # At every start K3s fetches the kubelet certificate with the node's own identity when it has one (so a
+        # node outlives its bootstrap token) and falls back to the token when the server refuses that identity
+        # (the Node was deleted, or this host last joined another cluster): k3s-io/k3s#6663 and #7836.
+        certificate = agent_dir / "client-kubelet.crt"
+        credentials = ([f"Basic {basic}"] if certificate.exists() else []) + [token.authorization()]
+        for attempt, authorization in enumerate(credentials, 1):
+            try:
+                issued = Api(self.config.server, ca, authorization).request(
+                    "GET", "/v1-k3s/client-kubelet.crt", None, {"k3s-Node-Name": self.name,
+                                                               "k3s-Node-Password": password})
+                break
+            except ApiError as error:
+                if error.status != 401 or attempt == len(credentials):
+                    raise
+        write_secret(certificate, issued)  # certificate and key, as K3s keeps them
         self.api = Api(self.config.server, ca, f"Basic {basic}")
         self.address = self.config.node_ip or local_ip(self.config.server)
 
