@@ -96,6 +96,37 @@ def test_present_starts_unprivileged_systemd_hosts_and_absent_removes_them(
     env_tools.run(["docker", "network", "rm", network])
 
 
+@pytest.mark.docker
+def test_a_host_that_sees_a_removed_copy_of_its_mount_is_restarted(
+    env_tools: EnvTools, play: Path, scratch_hosts: dict[str, Any], tmp_path: Path
+) -> None:
+    # A new clone at the same path while the hosts run: the master would keep writing into the removed state.
+    (host,) = scratch_hosts["local_hosts_hosts"]
+    shared = tmp_path / "state"
+    shared.mkdir()
+    variables = extra_vars(tmp_path, {**scratch_hosts, "local_hosts_host_options": {
+        host: {"volumes": [f"{shared}:/mnt/state", "/usr/bin/docker:/usr/local/bin/docker:ro"]}}})
+    env_tools.run_playbook(play, "-e", variables)
+    started = env_tools.inspect("container", host)["State"]["StartedAt"]
+
+    again = env_tools.run_playbook(play, "-e", variables)
+    assert again["localhost"]["changed"] == 0
+    assert env_tools.inspect("container", host)["State"]["StartedAt"] == started
+
+    shared.rename(tmp_path / "removed")
+    shared.mkdir()
+    (shared / "current").write_text("made after the host started\n")
+    previewed = env_tools.run_playbook(play, "--check", "-e", variables)
+    assert previewed["localhost"]["changed"] == 1
+    assert env_tools.inspect("container", host)["State"]["StartedAt"] == started
+    restarted = env_tools.run_playbook(play, "-e", variables)
+    assert restarted["localhost"]["changed"] == 1
+    assert env_tools.inspect("container", host)["State"]["StartedAt"] != started
+    seen = env_tools.run(["docker", "exec", host, "cat", "/mnt/state/current"], check=False)
+    assert seen.stdout == "made after the host started\n"
+    assert env_tools.run_playbook(play, "-e", variables)["localhost"]["changed"] == 0
+
+
 @pytest.mark.parametrize(
     ("variables", "field"),
     [({"local_hosts_state": "running"}, "local_hosts_state"), ({"local_hosts_hosts": "one-name"}, "local_hosts_hosts")],
