@@ -1,33 +1,30 @@
-"""Role k3s_rbac applied with kubernetes.core.k8s against the Kubernetes API stand-in: idempotent, and
-``kubectl auth can-i`` through impersonation answers per tier group as the ClusterRoles say."""
+"""The tier RBAC as the master keeps it (k3sdaas.nautilus.rbac, with role nautilus_master's manifest) against the
+Kubernetes API stand-in: a restarted master changes nothing, ``kubectl auth can-i`` through impersonation answers
+per tier group as the ClusterRoles say, and the developers' rights follow the namespace label."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from helpers.playbook import PlaybookRun, run_playbook
+from helpers.rbac import DEVELOPER_LABEL, render_manifest
+from k3sdaas.errors import InvalidInput
+from k3sdaas.nautilus.config import load_config
+from k3sdaas.nautilus.rbac import TierRbac
 
 from .conftest import KUBECTL, Kube
 
 pytestmark = pytest.mark.slow
-PLAY = """\
-- name: Apply the tier RBAC
-  hosts: localhost
-  gather_facts: false
-  roles:
-    - role: k3sdaas.core.k3s_rbac
-"""
 
 
-def apply(kube: Kube, tmp_path: Path, **variables: Any) -> PlaybookRun:
-    playbook = tmp_path / "rbac.yml"
-    playbook.write_text(PLAY)
-    return run_playbook(playbook, local=True, extra_vars={"k3s_rbac_kubeconfig": str(kube.kubeconfig), **variables})
+def master_rbac(kube: Kube, directory: Path, namespaces: tuple[str, ...] = ()) -> TierRbac:
+    """What a master starting with these settings keeps (its first sync is what it does at start)."""
+    manifest = render_manifest(directory / "rbac.yaml", namespaces)
+    return TierRbac(str(kube.kubeconfig), manifest, DEVELOPER_LABEL, interval=1)
 
 
 def namespace(kube: Kube, name: str, developer: bool) -> None:
@@ -36,12 +33,27 @@ def namespace(kube: Kube, name: str, developer: bool) -> None:
                                                                                                     labels=labels)))
 
 
+def versions(kube: Kube) -> dict[str, str]:
+    """resourceVersion of every object the master manages."""
+    rbac = client.RbacAuthorizationV1Api(kube.api())
+    core = client.CoreV1Api(kube.api())
+    found = {}
+    for listing in (rbac.list_cluster_role(), rbac.list_cluster_role_binding(),
+                    rbac.list_role_binding_for_all_namespaces(), core.list_namespace(),
+                    core.list_service_account_for_all_namespaces()):
+        for item in listing.items:
+            if (item.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "k3sdaas":
+                found[f"{item.kind}/{item.metadata.namespace}/{item.metadata.name}"] = item.metadata.resource_version
+    return found
+
+
 @pytest.fixture(scope="module")
 def applied(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Kube:
     namespace(kube, "team-a", developer=True)
     namespace(kube, "elsewhere", developer=False)
-    first = apply(kube, tmp_path_factory.mktemp("rbac"))
-    assert first.returncode == 0 and first.stats["localhost"]["changed"] > 0, first.output
+    rbac = master_rbac(kube, tmp_path_factory.mktemp("rbac"))
+    rbac.sync()
+    assert rbac.applied
     return kube
 
 
@@ -53,9 +65,12 @@ def can_i(kube: Kube, *args: str, group: str = "", user: str = "sui:0xabc") -> b
     return done.stdout.strip() == "yes"
 
 
-def test_reapplied_changes_nothing(applied: Kube, tmp_path: Path) -> None:
-    again = apply(applied, tmp_path)
-    assert again.returncode == 0 and again.stats["localhost"]["changed"] == 0, again.output
+def test_a_restarted_master_changes_nothing(applied: Kube, tmp_path: Path) -> None:
+    before = versions(applied)
+    assert {"ClusterRole/None/k3sdaas:viewer", "RoleBinding/team-a/k3sdaas:developer",
+            "ServiceAccount/k3sdaas-system/nautilus"} <= set(before)
+    master_rbac(applied, tmp_path).sync()
+    assert versions(applied) == before
 
 
 @pytest.mark.parametrize(
@@ -100,30 +115,64 @@ def test_master_service_account_may_only_impersonate(applied: Kube, question: li
 
 
 def test_developer_rights_follow_the_namespace_label(applied: Kube, tmp_path: Path) -> None:
+    rbac = master_rbac(applied, tmp_path)
+    rbac.sync()
     namespace(applied, "team-b", developer=True)
     assert not can_i(applied, "create", "pods", "-n", "team-b", group="k3sdaas:developer")
-    assert apply(applied, tmp_path).returncode == 0
+    rbac.sync()  # the master's next check
     assert can_i(applied, "create", "pods", "-n", "team-b", group="k3sdaas:developer")
     core = client.CoreV1Api(applied.api())
     unlabelled = core.read_namespace("team-b")
     unlabelled.metadata.labels = {}
     core.replace_namespace("team-b", unlabelled)
-    run = apply(applied, tmp_path)
-    assert run.returncode == 0 and run.stats["localhost"]["changed"] == 1, run.output
+    rbac.sync()
     assert not can_i(applied, "create", "pods", "-n", "team-b", group="k3sdaas:developer")
+    assert can_i(applied, "create", "pods", "-n", "team-a", group="k3sdaas:developer")
 
 
 def test_listed_developer_namespaces_are_made_with_the_label(applied: Kube, tmp_path: Path) -> None:
     core = client.CoreV1Api(applied.api())
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="team-c", labels={"owner": "c"})))
-    run = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["team-c", "team-d"])
-    assert run.returncode == 0, run.output
+    master_rbac(applied, tmp_path, ("team-c", "team-d")).sync()
     assert core.read_namespace("team-c").metadata.labels == {"owner": "c", "k3sdaas.io/developer": "true"}
     assert core.read_namespace("team-d").metadata.labels["k3sdaas.io/developer"] == "true"
     assert all(can_i(applied, "create", "pods", "-n", ns, group="k3sdaas:developer") for ns in ("team-c", "team-d"))
-    again = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["team-c", "team-d"])
-    assert again.returncode == 0 and again.stats["localhost"]["changed"] == 0, again.output
 
-    refused = apply(applied, tmp_path, k3s_rbac_developer_namespaces=["Team_E"])
-    assert refused.returncode != 0 and "k3s_rbac_developer_namespaces" in refused.output
-    assert "Team_E" not in {n.metadata.name for n in core.list_namespace().items}
+
+@pytest.mark.parametrize(
+    ("manifest", "label", "message"),
+    [
+        ("kind: Secret\nmetadata: {name: s, namespace: default}\n", DEVELOPER_LABEL, "rbac_manifest.*object 1 must be"),
+        ("kind: ClusterRole\nmetadata: {name: r, namespace: default}\n", DEVELOPER_LABEL, "object 1 must be a named"),
+        ("[1, 2]\n", DEVELOPER_LABEL, "object 1 must be a named"),
+        ("kind: ClusterRole\nmetadata: {name: 'a: b'\n", DEVELOPER_LABEL, "cannot be read: ParserError"),
+        (None, DEVELOPER_LABEL, "cannot be read: FileNotFoundError"),
+        ("", "no-equals-sign", "setting rbac_developer_label must be key=value"),
+        ("", "a=b,c=d", "setting rbac_developer_label must be key=value"),
+    ],
+)
+def test_bad_manifests_and_labels_stop_the_master_at_start(
+    tmp_path: Path, manifest: str | None, label: str, message: str
+) -> None:
+    path = tmp_path / "rbac.yaml"
+    if manifest is not None:
+        path.write_text(manifest)
+    env = {"K3SDAAS_PACKAGE_ID": "0x1", "K3SDAAS_NAUTILUS_RBAC_MANIFEST": str(path),
+           "K3SDAAS_NAUTILUS_RBAC_DEVELOPER_LABEL": label}
+    with pytest.raises(InvalidInput, match=message):
+        load_config(None, env=env)
+
+
+def test_an_unusable_kubeconfig_is_reported_and_the_master_keeps_trying(tmp_path: Path) -> None:
+    rbac = TierRbac(str(tmp_path / "missing.kubeconfig"), render_manifest(tmp_path / "rbac.yaml"), DEVELOPER_LABEL,
+                    interval=1)
+
+    async def run_a_while() -> None:
+        task = asyncio.create_task(rbac.keep_forever())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # still trying, as the master's health reports
+        task.cancel()
+
+    asyncio.run(run_a_while())
+    assert not rbac.applied and not rbac.synced
+    assert rbac.error is not None and "missing.kubeconfig" in rbac.error and "cannot be used" in rbac.error

@@ -41,6 +41,8 @@ def test_file_then_environment_then_options(tmp_path: Path) -> None:
     ({"K3SDAAS_NAUTILUS_LOG_LEVEL": "loud"}, "log_level"),
     ({"K3SDAAS_NAUTILUS_PUBLIC_URL": "http://insecure"}, "public_url"),
     ({"K3SDAAS_PACKAGE_ID": "0xZZ"}, "package_id"),
+    ({"K3SDAAS_NAUTILUS_RBAC_INTERVAL": "0"}, "rbac_interval"),
+    ({"K3SDAAS_NAUTILUS_RBAC_INTERVAL": "3601"}, "rbac_interval"),
 ])
 def test_out_of_range_values_are_refused_by_name(env: dict[str, str], named: str) -> None:
     with pytest.raises(InvalidInput, match=named):

@@ -1,11 +1,10 @@
 """The whole kubectl path for real: kubectl → k3sdaas-kubectl-auth (exec plugin) → the master's proxy (granian,
 TLS) → the Kubernetes stand-in (impersonation and RBAC evaluated there), with seal tokens staked on a private
-Sui node stand-in. The tier ClusterRoles are the k3s_rbac role's own template, rendered here.
+Sui node stand-in. The tier RBAC is applied as the master applies it (role nautilus_master's manifest).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 import stat
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jinja2
 import pytest
 import yaml
 from kube.conftest import EDGES, KUBECTLS
@@ -32,10 +30,10 @@ from nautilus.conftest import (  # noqa: F401  (fixtures)
     nsm_socket,
 )
 
+from helpers.rbac import DEVELOPER_LABEL, render_manifest
 from k3sdaas.chain import Signer
+from k3sdaas.nautilus.rbac import TierRbac
 
-RBAC_TEMPLATES = REPO / "collections/ansible_collections/k3sdaas/core/roles/k3s_rbac/templates"
-DEV_LABEL = {"k3sdaas.io/developer": "true"}
 STAKES = {"viewer": 0.5, "developer": 2, "admin": 5}  # SUI, the minimum of each tier (chain.abi.TIERS)
 
 
@@ -71,13 +69,6 @@ class Admin:
         assert response.status_code in (201, 409), response.text
 
 
-def render(name: str, **variables: Any) -> list[dict[str, Any]]:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(RBAC_TEMPLATES), undefined=jinja2.StrictUndefined)
-    environment.filters["to_json"] = json.dumps
-    text = environment.get_template(name).render(**variables)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
 @pytest.fixture(scope="module")
 def admin(kube: Path) -> Admin:  # noqa: F811
     config = yaml.safe_load((kube / "admin.kubeconfig").read_text())
@@ -85,15 +76,11 @@ def admin(kube: Path) -> Admin:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def cluster(admin: Admin) -> Admin:
-    """The tier roles and bindings (k3s_rbac's template), a developer namespace `dev`, a plain one `other`."""
-    for obj in render("rbac.yaml.j2", k3s_rbac_master_namespace="k3sdaas-system",
-                      k3s_rbac_master_service_account="nautilus"):
-        admin.apply(obj)
-    admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev", "labels": DEV_LABEL}})
+def cluster(admin: Admin, kube: Path, tmp_path_factory: pytest.TempPathFactory) -> Admin:  # noqa: F811
+    """The tier RBAC as the master keeps it, with a developer namespace `dev`; a plain namespace `other`."""
+    manifest = render_manifest(tmp_path_factory.mktemp("rbac") / "rbac.yaml", ["dev"])
+    TierRbac(str(kube / "admin.kubeconfig"), manifest, DEVELOPER_LABEL, interval=1).sync()
     admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
-    for obj in render("developer-binding.yaml.j2", item="dev"):
-        admin.apply(obj)
     for namespace in ("dev", "other"):
         admin.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": namespace},
                      "spec": {"containers": [{"name": "main", "image": "busybox"}]}})

@@ -50,6 +50,21 @@ def test_the_enclave_anchors_audit_batches_at_the_inventorys_interval() -> None:
     assert "K3SDAAS_NAUTILUS_AUDIT_INTERVAL=2" in env
 
 
+def test_the_enclave_carries_the_tier_rbac_it_applied() -> None:
+    # The objects are in the image (measured), applied by the master with its own credential: no controller step.
+    (enclave,) = subprocess.run(["docker", "ps", "--filter", "label=k3sdaas.nitro.enclave-id", "--format",
+                                 "{{.Names}}"], capture_output=True, text=True, check=True).stdout.split()
+    manifest = subprocess.run(["docker", "exec", enclave, "cat", "/etc/k3sdaas/rbac.yaml"], capture_output=True,
+                              text=True, check=True).stdout
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
+    assert kinds == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    record = json.loads((DEPLOY / "master.json").read_text())
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # liveness only, as stage 3 asks it
+    with urllib.request.urlopen(f"{record['api_url']}/health", context=context, timeout=10) as answer:
+        assert json.load(answer)["rbac"] == {"synced": True, "error": None}
+
+
 @pytest.mark.parametrize(("name", "role"), [("k3sdaas-master-1", "master"), ("k3sdaas-worker-1", "worker"),
                                            ("k3sdaas-worker-2", "worker")])
 def test_every_node_knows_its_id_and_role(name: str, role: str) -> None:

@@ -212,7 +212,8 @@ def create_app(master: Master) -> Starlette:
     async def health(request: Request) -> Response:
         chain_ok, chain_error = master.chain_status()
         return reply({"status": "ok", "chain": {"available": chain_ok, "error": chain_error,
-                                                 "address": master.chain.address}})
+                                                 "address": master.chain.address},
+                      "rbac": {"synced": master.rbac.synced, "error": master.rbac.error}})
 
     async def prometheus(request: Request) -> Response:
         chain_ok, _ = master.chain_status()

@@ -11,6 +11,7 @@ sui:      {rpc_url: https://fullnode.testnet.sui.io:443, ca_file: null, key_file
 tee:      {attestation_interval: 3600, nsm_socket: null}
 k3s:      {kubeconfig: /var/lib/rancher/k3s/kubeconfig.yaml, supervisor_url: https://10.0.0.5:6444,
            ca_file: /var/lib/rancher/k3s/server/tls/server-ca.crt, join_token_ttl: 600}
+rbac:     {manifest: /etc/k3sdaas/rbac.yaml, developer_label: k3sdaas.io/developer=true, interval: 10}
 auth:     {session_ttl: 900, challenge_ttl: 60, max_clock_skew: 30, min_tier: 1, rate_limit: 100}
 nodes:    {heartbeat_grace: 30}
 state:    {dir: /var/lib/k3sdaas/nautilus, kms_key_id: null, kms_region: us-east-1, kms_endpoint_url: null}
@@ -30,6 +31,8 @@ import yaml  # type: ignore[import-untyped]
 
 from ..chain.keys import normalize_address
 from ..errors import InvalidInput
+from .rbac import LABEL as RBAC_LABEL
+from .rbac import load_manifest
 
 MAX_CONFIG_BYTES = 256 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -57,6 +60,9 @@ class NautilusConfig:
     supervisor_url: str = "https://127.0.0.1:6444"
     cluster_ca_file: str = "/var/lib/rancher/k3s/server/tls/server-ca.crt"
     join_token_ttl: float = 600.0
+    rbac_manifest: str = ""  # the tier RBAC the master keeps (rbac.py); none: the master keeps no RBAC
+    rbac_developer_label: str = "k3sdaas.io/developer=true"
+    rbac_interval: float = 10.0
     session_ttl: float = 900.0
     challenge_ttl: float = 60.0
     max_clock_skew: float = 30.0
@@ -95,6 +101,9 @@ SOURCES: dict[str, tuple[tuple[str, str], str]] = {
     "supervisor_url": (("k3s", "supervisor_url"), "K3SDAAS_NAUTILUS_SUPERVISOR_URL"),
     "cluster_ca_file": (("k3s", "ca_file"), "K3SDAAS_NAUTILUS_CLUSTER_CA_FILE"),
     "join_token_ttl": (("k3s", "join_token_ttl"), "K3SDAAS_NAUTILUS_JOIN_TOKEN_TTL"),
+    "rbac_manifest": (("rbac", "manifest"), "K3SDAAS_NAUTILUS_RBAC_MANIFEST"),
+    "rbac_developer_label": (("rbac", "developer_label"), "K3SDAAS_NAUTILUS_RBAC_DEVELOPER_LABEL"),
+    "rbac_interval": (("rbac", "interval"), "K3SDAAS_NAUTILUS_RBAC_INTERVAL"),
     "session_ttl": (("auth", "session_ttl"), "K3SDAAS_NAUTILUS_SESSION_TTL"),
     "challenge_ttl": (("auth", "challenge_ttl"), "K3SDAAS_NAUTILUS_CHALLENGE_TTL"),
     "max_clock_skew": (("auth", "max_clock_skew"), "K3SDAAS_NAUTILUS_MAX_CLOCK_SKEW"),
@@ -115,6 +124,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "poll_interval": (0.05, 60),
     "attestation_interval": (60, 3600),  # the issue asks for a fresh document at least hourly
     "join_token_ttl": (60, 86400),
+    "rbac_interval": (1, 3600),
     "session_ttl": (5, 86400),
     "challenge_ttl": (5, 600),
     "max_clock_skew": (0, 300),
@@ -206,5 +216,10 @@ def validate(config: NautilusConfig) -> NautilusConfig:
         raise InvalidInput(f"setting log_level must be one of {', '.join(LOG_LEVELS)}", field="log_level")
     if not config.audience.startswith("https://"):
         raise InvalidInput("setting public_url must be an https:// URL", field="public_url")
+    if not RBAC_LABEL.match(config.rbac_developer_label):
+        raise InvalidInput(f"setting rbac_developer_label must be key=value, got {config.rbac_developer_label[:80]!r}",
+                           field="rbac_developer_label")
+    if config.rbac_manifest:
+        load_manifest(config.rbac_manifest)  # refuses a manifest the master could not apply, naming it
     return replace(config, package_id=package_id, pool_id=pool_id, log_level=config.log_level.lower(),
                    public_url=config.audience.rstrip("/"))

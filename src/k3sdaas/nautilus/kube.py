@@ -54,13 +54,9 @@ class JoinTokens:
 
     def _core(self) -> Any:
         if self._api is None:
-            from kubernetes import client, config  # imported on first use: the library is large
+            from kubernetes import client
 
-            try:
-                self._api = client.CoreV1Api(config.new_client_from_config(config_file=self.kubeconfig))
-            except Exception as exc:  # noqa: BLE001  (the library raises config, file and YAML errors of many types)
-                raise Unavailable(f"kubeconfig {self.kubeconfig!r} cannot be used: {exc.__class__.__name__}: "
-                                  f"{exc}") from None
+            self._api = client.CoreV1Api(api_client(self.kubeconfig))
         return self._api
 
     def _create(self, node_id: str) -> JoinToken:
@@ -95,6 +91,16 @@ class JoinTokens:
 
     async def create(self, node_id: str) -> JoinToken:
         return await asyncio.to_thread(self._create, node_id)
+
+
+def api_client(kubeconfig: str) -> Any:
+    """A client of the Kubernetes API the kubeconfig names (the master's own credential)."""
+    from kubernetes import config  # imported on first use: the library is large
+
+    try:
+        return config.new_client_from_config(config_file=kubeconfig)
+    except Exception as exc:  # noqa: BLE001  (the library raises config, file and YAML errors of many types)
+        raise Unavailable(f"kubeconfig {kubeconfig!r} cannot be used: {exc.__class__.__name__}: {exc}") from None
 
 
 def _label(value: str) -> str:

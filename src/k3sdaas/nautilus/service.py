@@ -29,6 +29,7 @@ from .errors import ApiError, bad_request, forbidden, unauthorized, unavailable
 from .identity import Attestor, TlsFiles, new_enclave_key
 from .keys import FileKeyProvider, KeyProvider, KmsKeyProvider
 from .kube import JoinTokens
+from .rbac import TierRbac
 from .revocation import ChainFollower, TokenStates
 from .sessions import Session, SessionIssuer
 from .store import Node, StateStore, StoreFull
@@ -117,6 +118,8 @@ class Master:
         self.states = TokenStates(self.store.revocations())
         self.chain = ChainAccess(config)
         self.join_tokens = JoinTokens(config.kubeconfig, config.cluster_ca_file, config.join_token_ttl)
+        self.rbac = TierRbac(config.kubeconfig, config.rbac_manifest, config.rbac_developer_label,
+                             config.rbac_interval)
         self.follower: ChainFollower | None = None
         self._cursors = CursorStore(state / "chain-cursor.json")
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,6 +130,8 @@ class Master:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.attestor.refresh_forever(), name="attestation"),
                        asyncio.create_task(self._follow(), name="chain-follower")]
+        if self.config.rbac_manifest:  # without one another party keeps the cluster's RBAC
+            self._tasks.append(asyncio.create_task(self.rbac.keep_forever(), name="tier-rbac"))
 
     async def _follow(self) -> None:
         while self.follower is None:
