@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,37 @@ def test_present_starts_unprivileged_systemd_hosts_and_absent_removes_them(
     # The network stays: scripts/setup.sh owns the hosts' network and binds its relays to its gateway.
     assert env_tools.inspect("network", network) is not None
     env_tools.run(["docker", "network", "rm", network])
+
+
+@pytest.mark.docker
+def test_enclaves_of_an_earlier_container_of_a_host_are_removed(
+    env_tools: EnvTools, play: Path, scratch_hosts: dict[str, Any], tmp_path: Path
+) -> None:
+    # An enclave dies with its parent: one left by an earlier container of this name (a recreated master) goes;
+    # the current container's own and another host's stay.
+    (host,) = scratch_hosts["local_hosts_hosts"]
+    variables = extra_vars(tmp_path, scratch_hosts)
+
+    def enclave(name: str, parent: str) -> str:
+        env_tools.run(["docker", "create", "--name", name, "--label", f"k3sdaas.nitro.parent={parent}",
+                       "--label", "k3sdaas.nitro.enclave-id=i-0-enc1", "k3sdaas-base:latest"])
+        return name
+
+    earlier = enclave(f"{host}-enclave-earlier", host)
+    elsewhere = enclave(f"{host}-enclave-of-another-host", f"{host}-other")
+    time.sleep(1.1)  # Docker lists creation times in seconds
+    try:
+        created = env_tools.run_playbook(play, "-e", variables)
+        assert created["localhost"]["changed"] == 3  # the network, the host, the earlier enclave
+        assert env_tools.inspect("container", earlier) is None
+        time.sleep(1.1)
+        current = enclave(f"{host}-enclave-current", host)
+        again = env_tools.run_playbook(play, "-e", variables)
+        assert again["localhost"]["changed"] == 0
+        assert env_tools.inspect("container", current) is not None
+        assert env_tools.inspect("container", elsewhere) is not None
+    finally:
+        env_tools.run(["docker", "rm", "-f", elsewhere], check=False)
 
 
 @pytest.mark.docker
