@@ -112,11 +112,14 @@ class TierRbac:
         except ValueError:
             raise Unavailable(f"Kubernetes API answered {method} {path} with something else than JSON") from None
 
+    def _apply(self, obj: dict[str, Any]) -> None:
+        self._call("PATCH", object_path(obj), obj)
+
     def sync(self) -> None:
         """Apply the manifest (until it was once), then bind the developers where the label says."""
         if not self.applied:
             for obj in self.objects:
-                self._call("PATCH", object_path(obj), obj)
+                self._apply(obj)
             self.applied = True
             log.info("tier RBAC applied: %d objects", len(self.objects))
         labelled = self._call("GET", "/api/v1/namespaces", labelSelector=self.developer_label)
@@ -125,7 +128,7 @@ class TierRbac:
         bound = {item["metadata"]["namespace"] for item in managed.get("items", [])
                  if item["metadata"]["name"] == DEVELOPER}
         for namespace in sorted(wanted - bound):
-            self._call("PATCH", object_path(developer_binding(namespace)), developer_binding(namespace))
+            self._apply(developer_binding(namespace))
             log.info("developers bound in namespace %s", namespace)
         for namespace in sorted(bound - wanted):
             self._call("DELETE", object_path(developer_binding(namespace)))
